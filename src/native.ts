@@ -1,0 +1,182 @@
+// The one typed declaration of the native addon (build/Release/quartet.node).
+// Nothing else in the project touches the raw addon: src/tensor wraps these
+// functions into ops with shapes and gradients.
+//
+// Conventions for every function below:
+// - Arrays are plain typed arrays (often subarray views); the C++ side reads
+//   their byteOffset and length and checks that each one is at least as long
+//   as the dimensions imply. A wrong type or a short array throws a TypeError
+//   or RangeError naming the function and the argument; nothing segfaults.
+// - Row-major, contiguous. Dimension legend as llm.c: B batch, T time (Tq
+//   queries, Tk keys), C channels, V vocab, NH heads, NKV key/value heads,
+//   HS head size, N rows (often B*T).
+// - Outputs come first and are overwritten (never accumulated into), so the
+//   tensor layer owns gradient accumulation. `out` may alias an input where
+//   the doc says "in place allowed".
+// - Work is spread over the process's kernel threads (setThreads); results
+//   with 1 and N threads agree within rounding.
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { repoRoot } from './util/paths.js';
+
+type F32 = Float32Array;
+type I32 = Int32Array;
+
+export interface Capability {
+  /** Matrix-product backend compiled in: 'openblas', 'blis' or 'own' (the project's kernels). */
+  blas: string;
+  /** Widest vector ISA the kernels were compiled for: 'avx512', 'avx2' or 'scalar'. */
+  simd: string;
+  openmp: boolean;
+  cuda: boolean;
+}
+
+export interface NativeAddon {
+  readonly capability: Capability;
+  /** Kernel threads of this process (OpenMP and the BLAS alike). */
+  setThreads(n: number): void;
+  getThreads(): number;
+  /** Force the project's own GEMM even where a BLAS is compiled in (for tests and benchmarks). */
+  setGemmBackend(name: 'blas' | 'own'): void;
+  getGemmBackend(): string;
+
+  // ---- matrix products ----
+  /** C[M,N] = alpha * op(A) @ op(B) + beta * C. op(A) is [M,K]: A is stored [M,K] (lda >= K),
+   *  or [K,M] when transA (lda >= M). Likewise op(B) is [K,N]. beta = 0 ignores C's old contents. */
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: F32, lda: number, B: F32, ldb: number, beta: number, C: F32, ldc: number): void;
+  /** `batch` independent gemms; matrix i starts at i*stride in each array. strideA or strideB
+   *  of 0 broadcasts that operand over the batch. */
+  gemmBatched(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: F32, lda: number, strideA: number, B: F32, ldb: number, strideB: number,
+    beta: number, C: F32, ldc: number, strideC: number, batch: number): void;
+
+  // ---- elementwise (n = a.length unless given; same length everywhere) ----
+  add(out: F32, a: F32, b: F32): void;
+  sub(out: F32, a: F32, b: F32): void;
+  mul(out: F32, a: F32, b: F32): void;
+  div(out: F32, a: F32, b: F32): void;
+  maximum(out: F32, a: F32, b: F32): void;
+  minimum(out: F32, a: F32, b: F32): void;
+  /** out = a * alpha + beta (in place allowed). */
+  affine(out: F32, a: F32, alpha: number, beta: number): void;
+  /** out = a + alpha * b (in place allowed: the axpy of gradient accumulation). */
+  axpy(out: F32, a: F32, alpha: number, b: F32): void;
+  fill(out: F32, value: number): void;
+  exp(out: F32, a: F32): void;
+  log(out: F32, a: F32): void;
+  tanh(out: F32, a: F32): void;
+  sigmoid(out: F32, a: F32): void;
+  /** log(sigmoid(a)), stable for large |a|. */
+  logSigmoid(out: F32, a: F32): void;
+  /** out = clamp(a, lo, hi); dinp = dout where lo <= a <= hi, else 0. */
+  clamp(out: F32, a: F32, lo: number, hi: number): void;
+  clampBackward(dinp: F32, a: F32, dout: F32, lo: number, hi: number): void;
+  /** out = cond != 0 ? a : b. */
+  where(out: F32, cond: F32, a: F32, b: F32): void;
+  relu(out: F32, a: F32): void;
+  reluBackward(dinp: F32, a: F32, dout: F32): void;
+  /** approximate: the tanh form (GPT-2 'gelu_new'); else the exact erf form. */
+  gelu(out: F32, a: F32, approximate: boolean): void;
+  geluBackward(dinp: F32, a: F32, dout: F32, approximate: boolean): void;
+  silu(out: F32, a: F32): void;
+  siluBackward(dinp: F32, a: F32, dout: F32): void;
+  /** Inverted dropout: mask[i] = keep ? 1/(1-p) : 0, out = a * mask. Seeded, reproducible. */
+  dropout(out: F32, mask: F32, a: F32, p: number, seed: number): void;
+
+  // ---- broadcasts and reductions over rows of a [N, C] matrix ----
+  /** out[n, c] = a[n, c] + b[c]  (bias add; in place allowed). */
+  addRow(out: F32, a: F32, b: F32, N: number, C: number): void;
+  /** out[n, c] = a[n, c] * b[c]. */
+  mulRow(out: F32, a: F32, b: F32, N: number, C: number): void;
+  /** out[c] = sum_n a[n, c]  (bias gradient). */
+  sumRows(out: F32, a: F32, N: number, C: number): void;
+  /** out[n] = sum_c a[n, c]. */
+  sumCols(out: F32, a: F32, N: number, C: number): void;
+  /** Sum of all elements, accumulated in double. */
+  sumAll(a: F32): number;
+  /** Sum of squares, accumulated in double (gradient norms). */
+  sumSquares(a: F32): number;
+  /** False if any element is NaN or infinite. */
+  allFinite(a: F32): boolean;
+
+  // ---- layout ----
+  /** out = inp permuted: inp has `shape` (up to 6 dims), out has shape[perm[i]] along axis i. */
+  permute(out: F32, inp: F32, shape: number[], perm: number[]): void;
+  /** Gather rows: out[i, :] = inp[idx[i], :] (C columns). Index out of range throws. */
+  gatherRows(out: F32, inp: F32, idx: I32, C: number): void;
+  /** Scatter-add rows: out is zeroed, then out[idx[i], :] += inp[i, :]; out has R rows. */
+  scatterAddRows(out: F32, inp: F32, idx: I32, R: number, C: number): void;
+
+  // ---- normalisation and softmax ----
+  /** LayerNorm over the last dim; mean and rstd [N] are saved for the backward. bias may be null. */
+  layerNormForward(out: F32, mean: F32, rstd: F32, inp: F32, weight: F32, bias: F32 | null,
+    N: number, C: number, eps: number): void;
+  layerNormBackward(dinp: F32, dweight: F32, dbias: F32 | null, dout: F32, inp: F32, weight: F32,
+    mean: F32, rstd: F32, N: number, C: number): void;
+  /** RMSNorm (LLaMA): out = weight * inp * rstd, rstd = 1/sqrt(mean(inp^2) + eps). */
+  rmsNormForward(out: F32, rstd: F32, inp: F32, weight: F32, N: number, C: number, eps: number): void;
+  rmsNormBackward(dinp: F32, dweight: F32, dout: F32, inp: F32, weight: F32, rstd: F32,
+    N: number, C: number): void;
+  softmaxForward(out: F32, inp: F32, N: number, C: number): void;
+  softmaxBackward(dinp: F32, out: F32, dout: F32, N: number, C: number): void;
+
+  // ---- token-level losses ----
+  /** Per-row log-prob of a label without materialising log-softmax:
+   *  out[n] = logits[n, labels[n]] - lse[n], lse[n] = logsumexp(logits[n, :]).
+   *  A negative label is ignored: out[n] = 0. */
+  logprobsForward(out: F32, lse: F32, logits: F32, labels: I32, N: number, V: number): void;
+  /** dlogits[n, v] = dout[n] * (onehot(labels[n])[v] - softmax(logits[n])[v]); zero rows for ignored labels. */
+  logprobsBackward(dlogits: F32, dout: F32, logits: F32, lse: F32, labels: I32, N: number, V: number): void;
+
+  // ---- transformer pieces ----
+  /** Rotary embedding on x [B, T, NH, HS] (in place allowed). The first rotaryDim dims of each
+   *  head rotate by positions[b, t] * invFreq[i]; invFreq has rotaryDim/2 entries (the caller
+   *  computes it: theta, scaling). interleaved=false pairs (i, i + rotaryDim/2) as HF's
+   *  rotate_half (NeoX, LLaMA); true pairs (2i, 2i+1) as GPT-J. inverse=true rotates by the
+   *  negative angle, which is the backward. */
+  rope(out: F32, x: F32, positions: I32, invFreq: F32, B: number, T: number, NH: number, HS: number,
+    rotaryDim: number, interleaved: boolean, inverse: boolean): void;
+  /** Fused scaled-dot-product attention.
+   *  q: [B, NH, Tq, HS]; k, v: [B, NKV, kvCap, HS] of which the first Tk positions are used
+   *  (kvCap >= Tk: a KV cache); out: [B, NH, Tq, HS]; lse: [B, NH, Tq] (saved for the backward).
+   *  Query head h reads kv head h / (NH / NKV). keyMask [B, Tk] (1 keep, 0 pad) or null.
+   *  causal: query i (absolute position Tk - Tq + i) sees keys j <= Tk - Tq + i.
+   *  A query row that sees no key at all gets out = 0 and lse = -Infinity. */
+  attentionForward(out: F32, lse: F32, q: F32, k: F32, v: F32, keyMask: F32 | null,
+    B: number, NH: number, NKV: number, Tq: number, Tk: number, kvCap: number, HS: number,
+    scale: number, causal: boolean): void;
+  /** Backward of attentionForward with kvCap = Tk. dk, dv: [B, NKV, Tk, HS], summed over the
+   *  query heads that share a kv head. */
+  attentionBackward(dq: F32, dk: F32, dv: F32, dout: F32, q: F32, k: F32, v: F32, out: F32, lse: F32,
+    keyMask: F32 | null, B: number, NH: number, NKV: number, Tq: number, Tk: number, HS: number,
+    scale: number, causal: boolean): void;
+
+  // ---- optimizer ----
+  /** One torch.optim.AdamW step on a flat parameter (in place on param, m, v):
+   *  param *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+   *  param -= lr * (m / (1-b1^step)) / (sqrt(v / (1-b2^step)) + eps). step counts from 1. */
+  adamw(param: F32, grad: F32, m: F32, v: F32, lr: number, beta1: number, beta2: number,
+    eps: number, weightDecay: number, step: number): void;
+
+  // ---- dtype conversion (checkpoints) ----
+  f16ToF32(out: F32, inp: Uint16Array): void;
+  bf16ToF32(out: F32, inp: Uint16Array): void;
+  /** Round to nearest even. */
+  f32ToF16(out: Uint16Array, inp: F32): void;
+  f32ToBf16(out: Uint16Array, inp: F32): void;
+}
+
+const require = createRequire(import.meta.url);
+
+function load(): NativeAddon {
+  const path = join(repoRoot, 'build', 'Release', 'quartet.node');
+  try {
+    return require(path) as NativeAddon;
+  } catch (err) {
+    throw new Error(`quartet: cannot load the native addon at ${path} (run \`npm install\` or \`npx node-gyp rebuild\`): ${(err as Error).message}`);
+  }
+}
+
+/** The addon, loaded once per process (or worker thread). */
+export const native: NativeAddon = load();
