@@ -1,0 +1,120 @@
+// Command-line overrides of the configuration: `--actor.lr=1e-4` or
+// `--actor.lr 1e-4`. Each value is read as the type its key declares in the
+// schema (numbers, booleans, comma-separated or JSON lists, 'null'), so the
+// command line and config files reach validation as the same typed values.
+import { schema } from './defaults.js';
+import { flattenSchema, type Field } from './schema.js';
+import { ConfigError, suggestKey, type ConfigProblem } from './validate.js';
+
+const fields = new Map(flattenSchema(schema));
+
+/** Flags of `quartet train` and the step commands that stand for config keys. */
+export const flagAliases: Record<string, string> = {
+  'actor-model': 'actor.model',
+  'critic-model': 'critic.model',
+  'reward-model': 'reward.model',
+  'output-dir': 'outputDir',
+  'data': 'data.paths',
+  'steps': 'steps',
+  'seed': 'seed',
+  'resume': 'resume',
+};
+
+export interface ParsedArgs {
+  /** Config files named by --config (applied in order, before the overrides). */
+  configFiles: string[];
+  /** Overrides as a nested object, ready for resolveConfig. */
+  overrides: Record<string, unknown>;
+  /** Arguments that are not configuration (positional words, --help). */
+  rest: string[];
+}
+
+/** Reads a command-line string as the value type of `f`; throws a message on failure. */
+export function parseValue(key: string, f: Field<unknown>, raw: string): unknown {
+  if (f.nullable && raw === 'null') return null;
+  switch (f.kind) {
+    case 'number':
+    case 'integer': {
+      const v = raw.trim() === '' ? NaN : Number(raw);
+      if (!Number.isFinite(v)) throw new Error(`expected ${f.kind === 'integer' ? 'an integer' : 'a number'}, got '${raw}'`);
+      return v;
+    }
+    case 'boolean':
+      if (raw === 'true' || raw === '1') return true;
+      if (raw === 'false' || raw === '0') return false;
+      throw new Error(`expected true or false, got '${raw}'`);
+    case 'string':
+    case 'enum':
+      return raw;
+    case 'stringList':
+    case 'enumList':
+      if (raw.trimStart().startsWith('[')) {
+        try {
+          return JSON.parse(raw);
+        } catch (err) {
+          throw new Error(`expected a JSON list, got '${raw}' (${(err as Error).message})`);
+        }
+      }
+      return raw === '' ? [] : raw.split(',').map((s) => s.trim());
+  }
+  throw new Error(`no command-line form for key ${key}`);
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let cur = obj;
+  for (const p of parts.slice(0, -1)) {
+    if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]] = value;
+}
+
+/**
+ * Splits argv into config files, config overrides and the rest. A flag whose
+ * key is boolean may stand alone (`--resume`); any other takes `=value` or the
+ * next argument. Unknown `--a.b` keys are errors naming the nearest known key.
+ */
+export function parseArgs(argv: string[]): ParsedArgs {
+  const out: ParsedArgs = { configFiles: [], overrides: {}, rest: [] };
+  const problems: ConfigProblem[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--') || arg === '--help' || arg === '--') {
+      out.rest.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+    let raw: string | undefined = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    if (name === 'config') {
+      raw ??= argv[++i];
+      if (raw === undefined) problems.push({ key: '--config', message: 'needs a file name' });
+      else out.configFiles.push(raw);
+      continue;
+    }
+    const key = flagAliases[name] ?? name;
+    const f = fields.get(key);
+    if (!f) {
+      const near = suggestKey(key);
+      problems.push({ key: `--${name}`, message: `unknown option${near ? ` (did you mean '--${near}'?)` : ''}` });
+      if (raw === undefined && i + 1 < argv.length && !argv[i + 1].startsWith('--')) i++;
+      continue;
+    }
+    if (raw === undefined) {
+      if (f.kind === 'boolean' && (i + 1 >= argv.length || !['true', 'false', '0', '1'].includes(argv[i + 1]))) raw = 'true';
+      else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) raw = argv[++i];
+      else {
+        problems.push({ key: `--${name}`, message: 'needs a value' });
+        continue;
+      }
+    }
+    try {
+      setPath(out.overrides, key, parseValue(key, f, raw));
+    } catch (err) {
+      problems.push({ key: `--${name}`, message: (err as Error).message });
+    }
+  }
+  if (problems.length) throw new ConfigError('command line', problems);
+  return out;
+}

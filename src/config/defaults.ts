@@ -1,0 +1,151 @@
+// The one defaults object of a Quartet run: every configuration key, its type,
+// its default and its doc, in one tree. Config files in configs/ hold only
+// overrides of it; `quartet <command> --help` lists it.
+//
+// Defaults follow DeepSpeed-Chat (its step scripts for OPT-1.3b and the
+// argument defaults of training/step{1,2,3}*/main.py, and the constants of
+// dschat/rlhf/ppo_trainer.py), except where a doc says otherwise.
+import {
+  bool, defaultsOf, enumList, int, num, oneOf, optStr, optStrList, str, strList,
+  type Section, type ValueOf,
+} from './schema.js';
+
+/** A device is 'cpu' (any core, unpinned), 'cpu:N', a core range 'cpu:N-M', or 'cuda:N'. */
+export const devicePattern = { re: /^(cpu(:\d+(-\d+)?)?|cuda:\d+)$/, what: "a device such as 'cpu', 'cpu:0', 'cpu:0-3' or 'cuda:0'" };
+
+/** Where a role runs and how it is supervised: the keys every role has. */
+function placementKeys(devices: string[]) {
+  return {
+    devices: strList(devices, 'Devices of the role group, split evenly across its replicas.', devicePattern),
+    replicas: int(1, 'Number of replicas in the group; a batch is sharded across them.', { min: 1 }),
+    threads: int(0, 'Kernel threads per replica; 0 = one per CPU core in its devices.', { min: 0 }),
+    node: optStr('Name of the machine (node agent) to run on; null = the coordinator\'s machine.'),
+    restart: oneOf(['never', 'on-failure'] as const, 'on-failure', 'Restart a replica whose process dies.'),
+    maxRestarts: int(3, 'Restarts allowed per replica before the run fails.', { min: 0 }),
+  };
+}
+
+/** Optimiser keys of a role that trains (actor in SFT and PPO, critic in PPO, reward in RM). */
+function trainingKeys(lr: number, weightDecay: number, warmup: number) {
+  return {
+    lr: num(lr, 'Peak learning rate (AdamW).', { min: 0 }),
+    weightDecay: num(weightDecay, 'AdamW weight decay (not applied to biases and norms).', { min: 0 }),
+    schedule: oneOf(['constant', 'linear', 'cosine'] as const, 'cosine', 'Learning-rate schedule after warmup.'),
+    warmup: int(warmup, 'Warmup steps (optimizer steps) of the schedule.', { min: 0 }),
+    gradClip: num(1.0, 'Clip the global gradient norm to this value; 0 = no clipping.', { min: 0 }),
+    dropout: bool(false, "Keep the model's dropout during training (DeepSpeed-Chat's scripts turn it off)."),
+    lora: {
+      dim: int(0, 'LoRA rank; 0 = no LoRA.', { min: 0 }),
+      alpha: num(1, 'LoRA scaling (DeepSpeed-Chat lora_scaling).', { min: 0 }),
+      moduleNames: strList([], 'Substrings of the linear layers given LoRA adapters; empty = every linear layer of the transformer blocks.'),
+      onlyOptimizeLora: bool(false, 'Freeze the base weights and train only the LoRA adapters.'),
+      lr: num(5e-4, 'Learning rate of the LoRA adapters.', { min: 0 }),
+    },
+  };
+}
+
+export const schema = {
+  seed: int(1234, 'Seed of every random choice of the run (data split, shuffling, sampling, dropout).', { min: 0 }),
+  outputDir: str('output', 'Run directory: resolved config, metrics, checkpoints, data cache, logs.'),
+  steps: enumList(['sft', 'rm', 'ppo'] as const, ['sft', 'rm', 'ppo'], 'Steps to run, in order.'),
+  resume: bool(false, 'Continue the run in outputDir from its last checkpoint.'),
+
+  data: {
+    paths: strList([], 'Datasets: JSONL/JSON files with prompt/chosen/rejected, or Hugging Face dataset folders (parquet or JSON). Several are blended.'),
+    split: str('2,4,4', 'Shares of each dataset given to the sft, rm and ppo steps.', { re: /^\s*\d+(\.\d+)?\s*,\s*\d+(\.\d+)?\s*,\s*\d+(\.\d+)?\s*$/, what: "three comma-separated shares such as '2,4,4'" }),
+    evalFraction: num(0.1, 'Share held out for evaluation from a dataset that has no test split of its own (DeepSpeed-Chat uses 9,1).', { min: 0, max: 0.9 }),
+    maxPromptLen: int(256, 'Maximum prompt tokens; longer prompts lose their beginning (left truncation).', { min: 1 }),
+    maxAnswerLen: int(256, 'Maximum answer tokens (with the end-of-conversation token) in SFT and RM examples; longer ones lose their end.', { min: 1 }),
+    endOfConversationToken: str('<|endoftext|>', 'Appended to every chosen and rejected answer.'),
+    promptTemplate: str('Human: {prompt} Assistant:', "Wraps a raw prompt; prompts that already end with 'Assistant:' (the Dahoas sets) are used as they are."),
+    onBadRow: oneOf(['error', 'skip'] as const, 'error', 'A malformed dataset row stops the run, or is reported (file:line) and skipped.'),
+    cacheDir: optStr('Tokenised-data cache; null = <outputDir>/data-cache.'),
+    workers: int(0, 'Tokenising worker threads; 0 = one per CPU core, at most 4.', { min: 0 }),
+    ptxPaths: strList([], 'Plain-text data for the PPO ptx loss: .txt files or JSONL with a "text" field.'),
+  },
+
+  actor: {
+    model: optStr('Folder of the actor model (Hugging Face format); the SFT output when running all steps.'),
+    ...placementKeys(['cpu']),
+    // These optimiser keys are the actor's PPO settings; SFT has its own in sft.*.
+    ...trainingKeys(9.65e-6, 0, 100),
+  },
+  critic: {
+    model: optStr('Folder of the critic model; the RM output when running all steps.'),
+    ...placementKeys(['cpu']),
+    ...trainingKeys(5e-6, 0, 100),
+  },
+  reference: {
+    model: optStr('Folder of the reference model; null = the actor\'s starting model.'),
+    ...placementKeys(['cpu']),
+  },
+  reward: {
+    kind: oneOf(['model', 'command'] as const, 'model', 'A trained reward model, or a custom scorer process speaking the protocol.'),
+    model: optStr('Folder of the reward model (kind model); the RM output when running all steps.'),
+    command: optStrList('Command line of a custom reward process (kind command), any language.'),
+    ...placementKeys(['cpu']),
+    ...trainingKeys(5e-5, 0.1, 0),
+  },
+
+  // SFT trains the actor group with the actor's gradClip and lora, but with
+  // its own optimiser settings: DeepSpeed-Chat runs step 1 and step 3 with
+  // separate arguments (and the demo needs a 10x larger SFT learning rate).
+  sft: {
+    lr: num(9.65e-6, 'Peak learning rate of SFT (actor.lr is the PPO one).', { min: 0 }),
+    weightDecay: num(0, 'AdamW weight decay in SFT.', { min: 0 }),
+    schedule: oneOf(['constant', 'linear', 'cosine'] as const, 'cosine', 'Learning-rate schedule of SFT after warmup.'),
+    warmup: int(0, 'Warmup steps of SFT.', { min: 0 }),
+    dropout: bool(true, "Keep the model's dropout in SFT (DeepSpeed-Chat's step 1 does)."),
+    epochs: int(1, 'Passes over the SFT data.', { min: 1 }),
+    batchSize: int(16, 'Examples per micro-batch (summed over replicas).', { min: 1 }),
+    gradAccum: int(1, 'Micro-batches per optimizer step.', { min: 1 }),
+    maskPrompt: bool(false, 'Train on answer tokens only (DeepSpeed-Chat trains on the whole sequence).'),
+    evalEvery: int(0, 'Evaluate perplexity every N optimizer steps; 0 = at the end of each epoch.', { min: 0 }),
+    evalBatchSize: int(16, 'Examples per evaluation batch.', { min: 1 }),
+    maxSteps: int(0, 'Stop after this many optimizer steps; 0 = no limit.', { min: 0 }),
+  },
+  rm: {
+    epochs: int(1, 'Passes over the RM pairs.', { min: 1 }),
+    batchSize: int(16, 'Pairs per micro-batch (summed over replicas).', { min: 1 }),
+    gradAccum: int(1, 'Micro-batches per optimizer step.', { min: 1 }),
+    evalEvery: int(0, 'Evaluate accuracy every N optimizer steps; 0 = at the end of each epoch.', { min: 0 }),
+    evalBatchSize: int(16, 'Pairs per evaluation batch.', { min: 1 }),
+    maxSteps: int(0, 'Stop after this many optimizer steps; 0 = no limit.', { min: 0 }),
+  },
+  ppo: {
+    algorithm: oneOf(['ppo', 'grpo', 'rloo'] as const, 'ppo', 'ppo (with a critic and GAE), or the critic-free grpo / rloo.'),
+    epochs: int(1, 'Passes over the PPO prompts.', { min: 1 }),
+    maxSteps: int(0, 'Stop after this many PPO steps; 0 = no limit.', { min: 0 }),
+    promptBatchSize: int(16, 'Prompts per generation batch (summed over actor replicas).', { min: 1 }),
+    trainBatchSize: int(16, 'Sequences per PPO training micro-batch.', { min: 1 }),
+    generationBatches: int(1, 'Generation batches of experience gathered before training on them.', { min: 1 }),
+    ppoEpochs: int(1, 'Training passes over each gathered experience.', { min: 1 }),
+    groupSize: int(4, 'Answers sampled per prompt (grpo and rloo only).', { min: 2 }),
+    maxNewTokens: int(256, 'Maximum generated answer tokens.', { min: 2 }),
+    temperature: num(1.0, 'Sampling temperature; 0 = greedy.', { min: 0 }),
+    topK: int(0, 'Sample among the k most likely tokens; 0 = all.', { min: 0 }),
+    topP: num(1.0, 'Nucleus sampling mass; 1 = off.', { min: 0, max: 1 }),
+    klCtl: num(0.1, 'Weight of the per-token KL penalty -klCtl*(logp - ref_logp).', { min: 0 }),
+    clipRewardValue: num(5, 'Reward scores are clipped to [-v, v].', { min: 0 }),
+    clipRange: num(0.2, 'Policy ratio clip (1 +- clipRange).', { min: 0 }),
+    clipRangeValue: num(0.2, 'Value clip around the old values (+- clipRangeValue).', { min: 0 }),
+    gamma: num(1.0, 'Discount of GAE.', { min: 0, max: 1 }),
+    lambda: num(0.95, 'lambda of GAE.', { min: 0, max: 1 }),
+    ptxCoef: num(0, 'Weight of the unsupervised ptx loss on data.ptxPaths; 0 = off (DeepSpeed-Chat uses 27.8 when on).', { min: 0 }),
+    ema: bool(false, 'Keep an exponential moving average of the actor and save it too.'),
+    emaBeta: num(0.992, 'EMA decay (DeepSpeed-Chat 0.992).', { min: 0, max: 1 }),
+    overlap: bool(false, 'Generate batch k+1 while batch k trains (one step off-policy).'),
+    saveEvery: int(0, 'Checkpoint every N PPO steps; 0 = only at the end.', { min: 0 }),
+  },
+} satisfies Section;
+
+/** The validated configuration of a whole run. */
+export type Config = ValueOf<typeof schema>;
+export type StepName = Config['steps'][number];
+export type RoleName = 'actor' | 'critic' | 'reference' | 'reward';
+export const roleNames: readonly RoleName[] = ['actor', 'critic', 'reference', 'reward'];
+
+/** A fresh copy of the defaults. */
+export function defaultConfig(): Config {
+  return defaultsOf(schema);
+}

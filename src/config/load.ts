@@ -1,0 +1,58 @@
+// Loading a run's configuration: defaults, then each --config file, then the
+// command-line overrides (which win), validated as one.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../util/paths.js';
+import { parseArgs } from './cli.js';
+import type { Config } from './defaults.js';
+import { resolveConfig } from './validate.js';
+
+/** A config named without a path ('demo') is looked up in the repository's configs/. */
+export function findConfigFile(name: string): string {
+  if (existsSync(name)) return name;
+  const shipped = join(repoRoot, 'configs', name.endsWith('.json') ? name : `${name}.json`);
+  if (existsSync(shipped)) return shipped;
+  throw new Error(`config file '${name}' not found (nor ${shipped})`);
+}
+
+/** Parses a JSON config file; a syntax error names the file, line and column. */
+export function readConfigFile(path: string): unknown {
+  const text = readFileSync(path, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const msg = (err as Error).message;
+    const pos = /position (\d+)/.exec(msg);
+    if (pos) {
+      const before = text.slice(0, Number(pos[1]));
+      const line = before.split('\n').length;
+      const col = Number(pos[1]) - before.lastIndexOf('\n');
+      throw new Error(`${path}:${line}:${col}: invalid JSON: ${msg}`);
+    }
+    throw new Error(`${path}: invalid JSON: ${msg}`);
+  }
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Arguments that were not configuration (positional words, --help). */
+  rest: string[];
+  /** The config files applied, in order. */
+  files: string[];
+}
+
+/**
+ * Resolves the configuration of a command from its arguments: defaults <
+ * `base` (a command's own overrides, e.g. the demo's) < --config files <
+ * --key=value flags.
+ */
+export function loadConfig(argv: string[], base?: { source: string; values: unknown }): LoadedConfig {
+  const args = parseArgs(argv);
+  const files = args.configFiles.map(findConfigFile);
+  const layers = [
+    ...(base ? [base] : []),
+    ...files.map((f) => ({ source: f, values: readConfigFile(f) })),
+    { source: 'command line', values: args.overrides },
+  ];
+  return { config: resolveConfig(layers), rest: args.rest, files };
+}

@@ -1,0 +1,43 @@
+// Showing configuration to people: the resolved config (printed at start and
+// saved as JSON in the run directory) and the list of keys for --help.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { schema, type Config } from './defaults.js';
+import { flattenSchema, typeName } from './schema.js';
+
+function getPath(obj: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], obj);
+}
+
+/** One `key = value` line per key; keys that differ from the defaults are marked with '*'. */
+export function formatConfig(config: Config): string {
+  const rows = flattenSchema(schema).map(([key, f]) => {
+    const v = getPath(config, key);
+    const changed = JSON.stringify(v) !== JSON.stringify(f.default);
+    return `${changed ? '*' : ' '} ${key} = ${JSON.stringify(v)}`;
+  });
+  return rows.join('\n');
+}
+
+/** Writes the resolved config as `config.json` in the run directory; returns its path. */
+export function saveResolvedConfig(runDir: string, config: Config): string {
+  mkdirSync(runDir, { recursive: true });
+  const path = join(runDir, 'config.json');
+  writeFileSync(path, JSON.stringify(config, null, 2) + '\n');
+  return path;
+}
+
+/** The configuration keys for `--help`: key, type, default, doc. */
+export function configHelp(): string {
+  const lines = ['Configuration keys (set in a --config JSON file, or as --key=value; the command line wins):'];
+  let section = '';
+  for (const [key, f] of flattenSchema(schema)) {
+    const top = key.includes('.') ? key.split('.')[0] : '';
+    if (top !== section) {
+      section = top;
+      lines.push('', `  ${top}:`);
+    }
+    lines.push(`    --${key} <${typeName(f)}>  (default ${JSON.stringify(f.default)})`, `        ${f.doc}`);
+  }
+  return lines.join('\n');
+}
