@@ -1,0 +1,78 @@
+// Data movement: permute (up to 6 axes), gather rows (embedding lookup) and
+// scatter-add rows (embedding backward).
+#include "layout.h"
+
+#include <cstring>
+
+#include "parallel.h"
+
+namespace quartet {
+
+// The shape is padded to 6 axes with leading size-1 axes; the output is walked in
+// order as runs along its last axis, each run read from inp with that axis' stride.
+void permute(float* out, const float* inp, const int64_t* shape, const int* perm, int ndim) {
+  constexpr int D = kMaxPermuteDims;
+  int64_t in_stride[D];
+  int64_t s = 1;
+  for (int i = ndim - 1; i >= 0; i--) {
+    in_stride[i] = s;
+    s *= shape[i];
+  }
+  const int64_t total = s;
+  if (total == 0) return;
+  int64_t dim[D], stride[D];
+  const int pad = D - ndim;
+  for (int i = 0; i < D; i++) {
+    dim[i] = i < pad ? 1 : shape[perm[i - pad]];
+    stride[i] = i < pad ? 0 : in_stride[perm[i - pad]];
+  }
+  const int64_t inner = dim[D - 1];
+  const int64_t inner_stride = stride[D - 1];
+  const int64_t outer = total / inner;
+#pragma omp parallel for if (total >= kParallelMin) schedule(static)
+  for (int64_t o = 0; o < outer; o++) {
+    int64_t rest = o, src = 0;
+    for (int i = D - 2; i >= 0; i--) {
+      src += (rest % dim[i]) * stride[i];
+      rest /= dim[i];
+    }
+    float* dst = out + o * inner;
+    const float* from = inp + src;
+    if (inner_stride == 1) {
+      std::memcpy(dst, from, inner * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < inner; j++) dst[j] = from[j * inner_stride];
+    }
+  }
+}
+
+void gather_rows(float* out, const float* inp, const int32_t* idx, int64_t n_idx, int64_t C) {
+#pragma omp parallel for if (n_idx * C >= kParallelMin) schedule(static)
+  for (int64_t i = 0; i < n_idx; i++) {
+    std::memcpy(out + i * C, inp + static_cast<int64_t>(idx[i]) * C, C * sizeof(float));
+  }
+}
+
+void scatter_add_rows(float* out, const float* inp, const int32_t* idx, int64_t n_idx,
+                      int64_t R, int64_t C) {
+  const int64_t total = R * C;
+#pragma omp parallel for simd if (total >= kParallelMin) schedule(static)
+  for (int64_t i = 0; i < total; i++) out[i] = 0.0f;
+  // Column chunks are independent; inside a chunk rows are added in index order, so
+  // repeated indices never race and always sum the same way.
+  constexpr int64_t kChunk = 64;
+  const int64_t chunks = (C + kChunk - 1) / kChunk;
+#pragma omp parallel for if (n_idx * C >= kParallelMin) schedule(static)
+  for (int64_t ch = 0; ch < chunks; ch++) {
+    const int64_t c0 = ch * kChunk;
+    const int64_t c1 = c0 + kChunk < C ? c0 + kChunk : C;
+    for (int64_t i = 0; i < n_idx; i++) {
+      float* o = out + static_cast<int64_t>(idx[i]) * C;
+      const float* x = inp + i * C;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; c++) o[c] += x[c];
+    }
+  }
+}
+
+}  // namespace quartet
