@@ -259,7 +259,6 @@ function llama(r: Reader, raw: Raw, type: string): ModelConfig {
   if (NH % NKV !== 0) throw r.fail('num_key_value_heads', `= ${NKV} must divide num_attention_heads = ${NH}`);
   const HS = r.has('head_dim') ? r.int('head_dim') : C / NH;
   const rope = ropeOf(r, raw, ['rope_theta'], ['partial_rotary_factor'], 1);
-  activationOf(r, 'hidden_act', 'silu');
   if (r.str('hidden_act', 'silu') !== 'silu') throw r.fail('hidden_act', `= '${String(raw.hidden_act)}' is not supported for ${type} (only silu)`);
   // qwen2 always has q/k/v biases and never an o_proj bias; llama's attention_bias covers all four; mistral has none.
   const attnBias = type === 'llama' ? r.bool('attention_bias', false) : false;
