@@ -1,54 +1,180 @@
-// attention_forward: fused scaled-dot-product attention (see attention.h).
-// First version: one query row at a time, exact two-pass softmax.
+// attention_forward: fused scaled-dot-product attention (semantics in attention.h).
+//
+// Flash-attention style: for a block of up to BQ query rows, walk the visible keys in
+// tiles of BK, keep a running maximum m and sum l per row (online softmax) and an
+// unnormalised output O, and never materialise the [Tq, Tk] score matrix. Scores are
+// kept transposed, S^T [keys][rows], so each row's statistics live in one vector lane.
+// Scores are in log2 units (q is pre-multiplied by scale * log2 e) so exp2 applies.
+//
+// A block holds rows of every query head that shares one kv head (grouped-query
+// attention), (head, i) in head-major order: when Tq is small (KV-cache decode) the
+// heads of a group fill the vector lanes together. Each lane carries its own causal
+// limit (last visible key); keys before the first unmasked key (left padding) and after
+// the block's last limit are never visited.
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "attention.h"
+#include "attention_tile.h"
 
 namespace quartet {
+
+namespace {
+
+using namespace attn;
+
+
+// First key index with mask != 0 per batch row (Tk when none): everything before it is
+// left padding and skipped.
+std::vector<int64_t> first_keys(const float* key_mask, int64_t B, int64_t Tk) {
+  std::vector<int64_t> first(B, 0);
+  if (!key_mask) return first;
+  for (int64_t b = 0; b < B; b++) {
+    int64_t j = 0;
+    while (j < Tk && key_mask[b * Tk + j] == 0.0f) j++;
+    first[b] = j;
+  }
+  return first;
+}
+
+struct Scratch {
+  std::vector<float> qt, s, o, vp, alpha, m, l;
+  std::vector<int32_t> lim;
+  std::vector<const float*> qrow;
+  std::vector<float*> orow;
+  std::vector<float*> lrow;
+  Scratch(int64_t HS, int64_t HSp)
+      : qt(HS * BQ), s(BK * BQ), o(BQ * HSp), vp(BK * HSp), alpha(BQ), m(BQ), l(BQ),
+        lim(BQ), qrow(BQ), orow(BQ), lrow(BQ) {}
+};
+
+// One block of rows [r0, r0 + nr) of kv head (b, g).
+void forward_block(Scratch& w, float* out, float* lse, const float* q, const float* kb,
+                   const float* vb, const float* mask, int64_t first_key, int64_t b, int64_t g,
+                   int64_t r0, int64_t nr, int64_t NH, int64_t group, int64_t Tq, int64_t Tk,
+                   int64_t HS, int64_t HSp, float scale, bool causal) {
+  const float qscale = scale * kLog2e;
+  const int64_t nvq = round_up(nr, L) / L;  // vectors of lanes in use
+  const int64_t lanes = nvq * L;
+  int64_t max_lim = -1;
+  for (int64_t r = 0; r < lanes; r++) {
+    if (r < nr) {
+      const int64_t h = g * group + (r0 + r) / Tq, i = (r0 + r) % Tq;
+      const int64_t row = (b * NH + h) * Tq + i;
+      w.qrow[r] = q + row * HS;
+      w.orow[r] = out + row * HS;
+      w.lrow[r] = lse + row;
+      int64_t lim = causal ? Tk - Tq + i : Tk - 1;
+      if (lim > Tk - 1) lim = Tk - 1;
+      w.lim[r] = static_cast<int32_t>(lim < -1 ? -1 : lim);
+      if (lim > max_lim) max_lim = lim;
+    } else {
+      w.lim[r] = -1;  // unused lanes see no key
+    }
+  }
+  for (int64_t c = 0; c < HS; c++)
+    for (int64_t r = 0; r < lanes; r++) w.qt[c * BQ + r] = r < nr ? w.qrow[r][c] * qscale : 0.0f;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t r = 0; r < lanes; r++) {
+    w.m[r] = neg_inf;
+    w.l[r] = 0.0f;
+  }
+  std::memset(w.o.data(), 0, sizeof(float) * nr * HSp);
+
+  const bool v_packed = HS % L != 0;
+  for (int64_t j0 = first_key; j0 <= max_lim; j0 += BK) {
+    const int64_t nk = max_lim + 1 - j0 < BK ? max_lim + 1 - j0 : BK;
+    float* s = w.s.data();
+    bmm(nk, lanes, HS, kb + j0 * HS, HS, 1, w.qt.data(), BQ, s, BQ, false);
+    // Mask, then the online-softmax update, one vector of rows at a time.
+    for (int64_t v = 0; v < nvq; v++) {
+      const vi lim = load_i(w.lim.data() + v * L);
+      vf mt = splat(neg_inf);
+      for (int64_t j = 0; j < nk; j++) {
+        float* sj = s + j * BQ + v * L;
+        vf x = load(sj);
+        if (mask && mask[j0 + j] == 0.0f) x = splat(neg_inf);
+        x = lim < static_cast<int32_t>(j0 + j) ? splat(neg_inf) : x;
+        store(sj, x);
+        mt = mt > x ? mt : x;
+      }
+      const vf m_old = load(w.m.data() + v * L);
+      const vf m_new = m_old > mt ? m_old : mt;
+      // A row with no visible key yet keeps m = -inf; subtracting 0 keeps p = 0, not NaN.
+      const vf m_use = m_new == splat(neg_inf) ? vf{} : m_new;
+      const vf alpha = exp2v(m_old - m_use);
+      vf sum{};
+      for (int64_t j = 0; j < nk; j++) {
+        float* sj = s + j * BQ + v * L;
+        const vf p = exp2v(load(sj) - m_use);
+        store(sj, p);
+        sum += p;
+      }
+      store(w.l.data() + v * L, load(w.l.data() + v * L) * alpha + sum);
+      store(w.m.data() + v * L, m_new);
+      store(w.alpha.data() + v * L, alpha);
+    }
+    for (int64_t r = 0; r < nr; r++) {
+      const float a = w.alpha[r];
+      if (a == 1.0f) continue;
+      float* orow = w.o.data() + r * HSp;
+      for (int64_t c = 0; c < HSp; c++) orow[c] *= a;
+    }
+    const float* vt = vb + j0 * HS;
+    int64_t ldv = HS;
+    if (v_packed) {
+      pack_rows(w.vp.data(), HSp, vt, HS, nk, HS);
+      vt = w.vp.data();
+      ldv = HSp;
+    }
+    // O[r][:] += sum_j P^T[j][r] V[j][:]
+    bmm(nr, HSp, nk, s, 1, BQ, vt, ldv, w.o.data(), HSp, true);
+  }
+
+  for (int64_t r = 0; r < nr; r++) {
+    const float l = w.l[r];
+    float* orow = w.orow[r];
+    if (l > 0.0f) {
+      const float inv = 1.0f / l;
+      for (int64_t c = 0; c < HS; c++) orow[c] = w.o[r * HSp + c] * inv;
+      *w.lrow[r] = (w.m[r] + std::log2(l)) * kLn2;
+    } else {
+      for (int64_t c = 0; c < HS; c++) orow[c] = 0.0f;
+      *w.lrow[r] = neg_inf;
+    }
+  }
+}
+
+}  // namespace
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        const float* key_mask, int64_t B, int64_t NH, int64_t NKV, int64_t Tq,
                        int64_t Tk, int64_t kvCap, int64_t HS, float scale, bool causal) {
+  if (B <= 0 || NH <= 0 || Tq <= 0 || HS <= 0) return;
   const int64_t group = NH / NKV;
-#pragma omp parallel
+  const int64_t rows = group * Tq;  // query rows that share one kv head
+  const int64_t nblk = (rows + BQ - 1) / BQ;
+  const int64_t HSp = round_up(HS, L);
+  const std::vector<int64_t> first = first_keys(key_mask, B, Tk);
+  const int64_t tasks = B * NKV * nblk;
+  // Small problems (decode steps) are not worth waking a thread team for.
+  const bool parallel = tasks > 1 && B * NH * Tq * Tk * HS >= (1 << 16);
+#pragma omp parallel if (parallel)
   {
-    std::vector<float> s(Tk > 0 ? Tk : 1);
-#pragma omp for collapse(3) schedule(static)
-    for (int64_t b = 0; b < B; b++)
-      for (int64_t h = 0; h < NH; h++)
-        for (int64_t i = 0; i < Tq; i++) {
-          const float* qi = q + ((b * NH + h) * Tq + i) * HS;
-          const float* kb = k + (b * NKV + h / group) * kvCap * HS;
-          const float* vb = v + (b * NKV + h / group) * kvCap * HS;
-          const float* mask = key_mask ? key_mask + b * Tk : nullptr;
-          float* oi = out + ((b * NH + h) * Tq + i) * HS;
-          int64_t end = causal ? Tk - Tq + i + 1 : Tk;  // keys [0, end)
-          if (end > Tk) end = Tk;
-          float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t j = 0; j < end; j++) {
-            if (mask && mask[j] == 0.0f) continue;
-            float d = 0.0f;
-            for (int64_t c = 0; c < HS; c++) d += qi[c] * kb[j * HS + c];
-            s[j] = d * scale;
-            if (s[j] > mx) mx = s[j];
-          }
-          for (int64_t c = 0; c < HS; c++) oi[c] = 0.0f;
-          if (mx == -std::numeric_limits<float>::infinity()) {
-            lse[(b * NH + h) * Tq + i] = mx;
-            continue;
-          }
-          float sum = 0.0f;
-          for (int64_t j = 0; j < end; j++) {
-            if (mask && mask[j] == 0.0f) continue;
-            float p = std::exp(s[j] - mx);
-            sum += p;
-            for (int64_t c = 0; c < HS; c++) oi[c] += p * vb[j * HS + c];
-          }
-          for (int64_t c = 0; c < HS; c++) oi[c] /= sum;
-          lse[(b * NH + h) * Tq + i] = mx + std::log(sum);
-        }
+    Scratch w(HS, HSp);
+    // Later blocks of a causal head see more keys: hand out blocks dynamically.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      const int64_t blk = t % nblk, bg = t / nblk;
+      const int64_t b = bg / NKV, g = bg % NKV;
+      const int64_t r0 = blk * BQ;
+      const int64_t nr = rows - r0 < BQ ? rows - r0 : BQ;
+      forward_block(w, out, lse, q, k + bg * kvCap * HS, v + bg * kvCap * HS,
+                    key_mask ? key_mask + b * Tk : nullptr, first[b], b, g, r0, nr, NH, group,
+                    Tq, Tk, HS, HSp, scale, causal);
+    }
   }
 }
 
