@@ -28,7 +28,7 @@ interface Reference {
 }
 const ref: Reference = JSON.parse(readFileSync(join(fixtures, 'bpe-reference.json'), 'utf8'));
 
-t.test('byte table and pre-tokeniser are GPT-2 s', async (t) => {
+t.test("byte table and pre-tokeniser are GPT-2's", async (t) => {
   const table = bytesToUnicode();
   t.equal(new Set(table).size, 256);
   t.equal(table[0x20], '\u0120', 'space is Ġ');
