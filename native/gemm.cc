@@ -1,50 +1,116 @@
 // Matrix products (native/gemm.h): dispatch between a BLAS, where the build found
-// one, and the project's own kernels. This first version is a plain triple loop
-// so the addon links; the blocked kernels replace it.
+// one (native/detect-blas.cjs), and the project's own kernels (gemm_own.cc).
+//
+// Which one runs by default: measured in native/lab/gemm_lab.cc and
+// bench/engine.ts, the own AVX-512 kernel beats Debian's OpenBLAS 0.3.21 and
+// BLIS 0.9.0 by 2-5x on this project's machines (neither library has kernels
+// for the newest cores), so an AVX-512 build runs its own kernel unless told
+// otherwise; builds without AVX-512 prefer the BLAS's hand-written assembly.
 #include "gemm.h"
 
-#include <cmath>
-#ifdef _OPENMP
-#include <omp.h>
+#include <climits>
+#include <initializer_list>
+
+#include "gemm_own.h"
+
+#if defined(QUARTET_BLAS_OPENBLAS)
+#include <cblas.h>
+#define QUARTET_HAVE_BLAS 1
+static const char* const kBlasName = "openblas";
+static void blas_set_threads(int n) { openblas_set_num_threads(n); }
+#elif defined(QUARTET_BLAS_BLIS)
+#include <blis.h>
+#include <cblas.h>
+#define QUARTET_HAVE_BLAS 1
+static const char* const kBlasName = "blis";
+static void blas_set_threads(int n) { bli_thread_set_num_threads(n); }
+#else
+#define QUARTET_HAVE_BLAS 0
+static const char* const kBlasName = "own";
 #endif
 
 namespace quartet {
 
 namespace {
 int g_threads = 1;
+#if QUARTET_HAVE_BLAS && !defined(__AVX512F__)
 bool g_use_blas = true;
+#else
+bool g_use_blas = false;
+#endif
+
+#if QUARTET_HAVE_BLAS
+// The CBLAS interface takes 32-bit ints; anything larger goes to the own kernels.
+bool fits_blas(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
+  for (int64_t v : {M, N, K, lda, ldb, ldc})
+    if (v > INT_MAX) return false;
+  return true;
+}
+
+void blas_gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+               int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A,
+              static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+}
+#endif
 }  // namespace
 
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
           const float* A, int64_t lda, const float* B, int64_t ldb,
           float beta, float* C, int64_t ldc) {
-#pragma omp parallel for num_threads(g_threads) schedule(static)
-  for (int64_t i = 0; i < M; i++) {
-    for (int64_t j = 0; j < N; j++) {
-      float acc = 0.0f;
-      for (int64_t p = 0; p < K; p++) {
-        float a = transA ? A[p * lda + i] : A[i * lda + p];
-        float b = transB ? B[j * ldb + p] : B[p * ldb + j];
-        acc += a * b;
-      }
-      float* c = &C[i * ldc + j];
-      *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
-    }
+  if (M <= 0 || N <= 0) return;
+#if QUARTET_HAVE_BLAS
+  if (g_use_blas && fits_blas(M, N, K, lda, ldb, ldc)) {
+    blas_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
   }
+#endif
+  own::sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, g_threads);
 }
 
 void gemm_batched(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                   const float* A, int64_t lda, int64_t strideA,
                   const float* B, int64_t ldb, int64_t strideB,
                   float beta, float* C, int64_t ldc, int64_t strideC, int64_t batch) {
-  for (int64_t b = 0; b < batch; b++)
-    gemm(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb,
-         beta, C + b * strideC, ldc);
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  const int nt = g_threads;
+  // One matrix per thread when the batch divides evenly or is long enough for
+  // the remainder not to matter (attention's B*NH small products); otherwise
+  // one threaded product after another.
+  const bool per_thread = nt > 1 && (batch % nt == 0 || batch >= 4 * nt);
+#if QUARTET_HAVE_BLAS
+  if (g_use_blas && !per_thread && fits_blas(M, N, K, lda, ldb, ldc)) {
+    for (int64_t b = 0; b < batch; b++)
+      blas_gemm(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
+                C + b * strideC, ldc);
+    return;
+  }
+#endif
+  if (per_thread) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t b = 0; b < batch; b++)
+      own::sgemm(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
+                 C + b * strideC, ldc, 1);
+  } else {
+    for (int64_t b = 0; b < batch; b++)
+      own::sgemm(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
+                 C + b * strideC, ldc, nt);
+  }
 }
 
-void gemm_set_threads(int n) { g_threads = n < 1 ? 1 : n; }
-const char* gemm_blas_name() { return "own"; }
+void gemm_set_threads(int n) {
+  g_threads = n < 1 ? 1 : n;
+#if QUARTET_HAVE_BLAS
+  blas_set_threads(g_threads);
+#endif
+}
+
+const char* gemm_blas_name() { return kBlasName; }
+
 void gemm_use_blas(bool use) { g_use_blas = use; }
-bool gemm_using_blas() { return false; }
+
+bool gemm_using_blas() { return QUARTET_HAVE_BLAS && g_use_blas; }
 
 }  // namespace quartet
