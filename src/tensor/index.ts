@@ -1,0 +1,24 @@
+// The public API of the tensor layer (docs/engine.md).
+export { Tensor, tensor, fromI32, fromData, zeros, ones, full, randn, rand, empty, param, zeroGrad, shapeSize, sameShape, fmtShape } from './tensor.js';
+export type { DType, Shape, MakeOptions } from './tensor.js';
+export { tidy, keep, untracked } from './scope.js';
+export { noGrad, isGradEnabled, ruleNames } from './tape/autograd.js';
+export type { BackwardOptions } from './tape/autograd.js';
+export { allocator, CachingAllocator, sizeClass } from './allocator.js';
+export type { AllocatorStats } from './allocator.js';
+export { Rng } from './rng.js';
+export type { RngState } from './rng.js';
+export { affine, neg, add, sub, mul, div, minimum, maximum, clamp } from './ops/binary.js';
+export { exp, log, tanh, sigmoid, logSigmoid, relu, silu, gelu, where, dropout } from './ops/unary.js';
+export { sum, mean, sumLastDim, maskedSum, maskedMean } from './ops/reduce.js';
+export { reshape, permute, transpose, split, concat, sliceRows, gatherRows, embedding } from './ops/layout.js';
+export { matmul, linear } from './ops/matmul.js';
+export { layerNorm, rmsNorm, softmax } from './ops/norm.js';
+export { rope, attention, attentionCached, cacheWrite } from './ops/attention.js';
+export type { AttentionOptions } from './ops/attention.js';
+export { logprobs, crossEntropy } from './ops/loss.js';
+export { AdamW, adamwDefaults } from './optim/adamw.js';
+export type { AdamWOptions, ParamGroup, Group, AdamWStateDict } from './optim/adamw.js';
+export { clipGradNorm, gradNorm } from './optim/clip.js';
+export { lrFactor, lrAt, LRScheduler } from './optim/schedule.js';
+export type { ScheduleName, ScheduleOptions } from './optim/schedule.js';
