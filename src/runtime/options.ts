@@ -1,0 +1,58 @@
+// The coordinator's options: one interface, one defaults object, each
+// supplied option checked by name.
+export interface RuntimeOptions {
+  /** The run directory: logs/ and keys/ go here (and the ipc socket, when the path is short enough). */
+  runDir: string;
+  /** Accept other machines on this tcp endpoint (CURVE), e.g. 'tcp://10.0.0.1:5555' or 'tcp://127.0.0.1:*'. */
+  listen?: string;
+  /** Echo every role output line, prefixed '[role/replica]', to this function (e.g. console.log). */
+  echo?: ((line: string) => void) | null;
+  /** Interval of heartbeats both ways. */
+  heartbeatMs?: number;
+  /** A role or node silent this long (while it owes no reply) is declared hung. */
+  peerTimeoutMs?: number;
+  /**
+   * Roles and nodes exit after this long without a word from the coordinator.
+   * Longer than peerTimeoutMs because the coordinator's thread also does the
+   * trainer's work; local roles exit at once when the coordinator process dies,
+   * nodes when their connection to it closes.
+   */
+  coordinatorTimeoutMs?: number;
+  /** From spawn to hello. */
+  startTimeoutMs?: number;
+  /** How long start() waits for the remote nodes a plan names to join. */
+  nodeTimeoutMs?: number;
+  /** Default deadline of a call; 0: none. */
+  callTimeoutMs?: number;
+  /** After bye (and after SIGTERM), how long a role gets before SIGKILL. */
+  stopGraceMs?: number;
+}
+
+export type ResolvedOptions = Required<Omit<RuntimeOptions, 'listen'>> & Pick<RuntimeOptions, 'listen'>;
+
+export const DEFAULTS = {
+  echo: null,
+  heartbeatMs: 500,
+  peerTimeoutMs: 3000,
+  coordinatorTimeoutMs: 30_000,
+  startTimeoutMs: 60_000,
+  nodeTimeoutMs: 60_000,
+  callTimeoutMs: 600_000,
+  stopGraceMs: 3000,
+} as const;
+
+const KNOWN = new Set(['runDir', 'listen', ...Object.keys(DEFAULTS)]);
+
+export function resolveOptions(o: RuntimeOptions): ResolvedOptions {
+  for (const k of Object.keys(o)) if (!KNOWN.has(k)) throw new Error(`runtime options: unknown option '${k}' (known: ${[...KNOWN].join(', ')})`);
+  if (typeof o.runDir !== 'string' || !o.runDir) throw new Error(`runtime options: 'runDir' must be a directory path`);
+  if (o.listen !== undefined && !/^tcp:\/\/[^:]+:(\d+|\*)$/.test(o.listen)) throw new Error(`runtime options: 'listen' must look like tcp://HOST:PORT, got '${o.listen}'`);
+  if (o.echo !== undefined && o.echo !== null && typeof o.echo !== 'function') throw new Error(`runtime options: 'echo' must be a function or null`);
+  const r = { ...DEFAULTS, ...o } as ResolvedOptions;
+  for (const k of ['heartbeatMs', 'peerTimeoutMs', 'coordinatorTimeoutMs', 'startTimeoutMs', 'nodeTimeoutMs', 'callTimeoutMs', 'stopGraceMs'] as const)
+    if (typeof r[k] !== 'number' || !(r[k] >= 0) || !Number.isFinite(r[k])) throw new Error(`runtime options: '${k}' must be a number of ms >= 0, got ${JSON.stringify(r[k])}`);
+  if (r.heartbeatMs < 10) throw new Error(`runtime options: 'heartbeatMs' must be at least 10`);
+  for (const k of ['peerTimeoutMs', 'coordinatorTimeoutMs'] as const)
+    if (r[k] < 2 * r.heartbeatMs) throw new Error(`runtime options: '${k}' must be at least twice 'heartbeatMs'`);
+  return r;
+}
