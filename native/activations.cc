@@ -61,7 +61,8 @@ void gelu(float* out, const float* a, bool approximate, int64_t n) {
       return x * sigmoid1(2.0f * u);
     });
   } else {
-    map1(out, a, n, [](float x) { return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2)); });
+    // 0.5 (1 + erf(z)) = 0.5 erfc(-z) keeps full precision in the negative tail.
+    map1(out, a, n, [](float x) { return 0.5f * x * std::erfc(-x * kInvSqrt2); });
   }
 }
 
@@ -76,7 +77,7 @@ void gelu_backward(float* dinp, const float* a, const float* dout, bool approxim
     });
   } else {
     map2(dinp, a, dout, n, [](float x, float g) {
-      float cdf = 0.5f * (1.0f + std::erf(x * kInvSqrt2));
+      float cdf = 0.5f * std::erfc(-x * kInvSqrt2);
       float pdf = kInvSqrt2Pi * exp_fast(-0.5f * x * x);
       return g * (cdf + x * pdf);
     });
