@@ -1,48 +1,92 @@
-// rope: rotary position embedding on [B,T,NH,HS] (see attention.h).
-// Angles are position * inv_freq rounded to float as PyTorch does, then
-// cos/sin in double so the result is the correctly rounded float.
+// rope: rotary position embedding on [B,T,NH,HS] (semantics in attention.h).
+//
+// cos and sin depend only on the position, and a batch holds few distinct ones
+// (0..T-1, shifted by left padding), so they are computed once per distinct position
+// into a table: angle = float(position) * inv_freq rounded to float, as PyTorch does,
+// then sincosf (within 1 ulp, like PyTorch's own). The rotation itself is a
+// multiply-add over contiguous halves (rotate_half) or adjacent pairs (GPT-J), which
+// the compiler vectorises.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "attention.h"
+#include "parallel.h"
 
 namespace quartet {
+
+namespace {
+
+// cos/sin rows for positions [lo, lo + n): cs[p * half + i], sn[...] (sn negated for inverse).
+void fill_table(float* cs, float* sn, int64_t lo, int64_t n, const float* inv_freq, int64_t half,
+                float sign) {
+  for (int64_t p = 0; p < n; p++) {
+    const float pos = static_cast<float>(lo + p);
+    for (int64_t i = 0; i < half; i++) {
+      float s, c;
+      sincosf(pos * inv_freq[i], &s, &c);
+      cs[p * half + i] = c;
+      sn[p * half + i] = sign * s;
+    }
+  }
+}
+
+void rotate_head(float* o, const float* x, const float* cs, const float* sn, int64_t HS,
+                 int64_t half, bool interleaved) {
+  if (interleaved) {
+    for (int64_t i = 0; i < half; i++) {
+      const float a = x[2 * i], b = x[2 * i + 1];
+      o[2 * i] = a * cs[i] - b * sn[i];
+      o[2 * i + 1] = b * cs[i] + a * sn[i];
+    }
+  } else {
+    // x may alias o: read both halves before writing either.
+    for (int64_t i = 0; i < half; i++) {
+      const float a = x[i], b = x[i + half];
+      o[i] = a * cs[i] - b * sn[i];
+      o[i + half] = b * cs[i] + a * sn[i];
+    }
+  }
+  if (o != x) std::memcpy(o + 2 * half, x + 2 * half, sizeof(float) * (HS - 2 * half));
+}
+
+}  // namespace
 
 void rope(float* out, const float* x, const int32_t* positions, const float* inv_freq,
           int64_t B, int64_t T, int64_t NH, int64_t HS, int64_t rotary_dim, bool interleaved,
           bool inverse) {
   const int64_t half = rotary_dim / 2;
+  const int64_t rows = B * T;
+  if (rows <= 0) return;
   const float sign = inverse ? -1.0f : 1.0f;
-#pragma omp parallel
+  int64_t lo = positions[0], hi = positions[0];
+  for (int64_t r = 1; r < rows; r++) {
+    lo = positions[r] < lo ? positions[r] : lo;
+    hi = positions[r] > hi ? positions[r] : hi;
+  }
+  const bool parallel = rows * NH * HS >= kParallelMin;
+  // One table row per distinct position in [lo, hi] when that range is no longer than
+  // the batch; otherwise (scattered positions) one row per (b, t).
+  const bool by_position = hi - lo + 1 <= rows;
+  const int64_t n = by_position ? hi - lo + 1 : rows;
+  std::vector<float> cs(n * half), sn(n * half);
+#pragma omp parallel if (parallel)
   {
-    std::vector<float> cs(half > 0 ? half : 1), sn(half > 0 ? half : 1);
+    if (by_position) {
 #pragma omp for schedule(static)
-    for (int64_t bt = 0; bt < B * T; bt++) {
-      const float pos = static_cast<float>(positions[bt]);
-      for (int64_t i = 0; i < half; i++) {
-        const float angle = pos * inv_freq[i];
-        cs[i] = static_cast<float>(std::cos(static_cast<double>(angle)));
-        sn[i] = sign * static_cast<float>(std::sin(static_cast<double>(angle)));
-      }
-      for (int64_t h = 0; h < NH; h++) {
-        const float* xr = x + (bt * NH + h) * HS;
-        float* o = out + (bt * NH + h) * HS;
-        if (interleaved) {
-          for (int64_t i = 0; i < half; i++) {
-            const float a = xr[2 * i], b = xr[2 * i + 1];
-            o[2 * i] = a * cs[i] - b * sn[i];
-            o[2 * i + 1] = b * cs[i] + a * sn[i];
-          }
-        } else {
-          for (int64_t i = 0; i < half; i++) {
-            const float a = xr[i], b = xr[i + half];
-            o[i] = a * cs[i] - b * sn[i];
-            o[i + half] = b * cs[i] + a * sn[i];
-          }
-        }
-        if (o != xr)
-          for (int64_t c = rotary_dim; c < HS; c++) o[c] = xr[c];
-      }
+      for (int64_t p = 0; p < n; p++)
+        fill_table(&cs[p * half], &sn[p * half], lo + p, 1, inv_freq, half, sign);
+    } else {
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; r++)
+        fill_table(&cs[r * half], &sn[r * half], positions[r], 1, inv_freq, half, sign);
+    }
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+      const int64_t t = by_position ? positions[r] - lo : r;
+      for (int64_t h = 0; h < NH; h++)
+        rotate_head(out + (r * NH + h) * HS, x + (r * NH + h) * HS, &cs[t * half], &sn[t * half],
+                    HS, half, interleaved);
     }
   }
 }

@@ -108,7 +108,34 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     dv[x] = (float)dva[x];
   }
 }
+
+// Angles in float as PyTorch, cos/sin in double.
+void rope(float* out, const float* x, const int32_t* positions, const float* inv_freq, int64_t B,
+          int64_t T, int64_t NH, int64_t HS, int64_t rotary_dim, bool interleaved, bool inverse) {
+  const int64_t half = rotary_dim / 2;
+  for (int64_t bt = 0; bt < B * T; bt++)
+    for (int64_t h = 0; h < NH; h++) {
+      const float* xr = x + (bt * NH + h) * HS;
+      float* o = out + (bt * NH + h) * HS;
+      for (int64_t c = rotary_dim; c < HS; c++) o[c] = xr[c];
+      for (int64_t i = 0; i < half; i++) {
+        const float angle = (float)positions[bt] * inv_freq[i];
+        const double cs = std::cos((double)angle), sn = (inverse ? -1 : 1) * std::sin((double)angle);
+        const int64_t i0 = interleaved ? 2 * i : i, i1 = interleaved ? 2 * i + 1 : i + half;
+        const double a = xr[i0], b = xr[i1];
+        o[i0] = (float)(a * cs - b * sn);
+        o[i1] = (float)(b * cs + a * sn);
+      }
+    }
+}
 }  // namespace ref
+
+struct RopeShape {
+  const char* name;
+  int64_t B, T, NH, HS, rotary_dim;
+  bool interleaved;
+  int32_t pos_step;  // positions b * pos_step + t (a large step: scattered positions)
+};
 
 struct Shape {
   const char* name;
@@ -190,6 +217,23 @@ static bool check(const Shape& sh) {
   return ok;
 }
 
+static bool check_rope(const RopeShape& s, bool inverse) {
+  std::vector<float> x = randn(s.B * s.T * s.NH * s.HS), o(x.size()), ro(x.size()), inv(s.rotary_dim / 2);
+  std::vector<int32_t> pos(s.B * s.T);
+  for (int64_t b = 0; b < s.B; b++)
+    for (int64_t t = 0; t < s.T; t++) pos[b * s.T + t] = (int32_t)(b * s.pos_step + t);
+  for (int64_t i = 0; i < s.rotary_dim / 2; i++) inv[i] = 1.0f / std::pow(10000.0f, 2.0f * i / s.rotary_dim);
+  quartet::rope(o.data(), x.data(), pos.data(), inv.data(), s.B, s.T, s.NH, s.HS, s.rotary_dim, s.interleaved, inverse);
+  ref::rope(ro.data(), x.data(), pos.data(), inv.data(), s.B, s.T, s.NH, s.HS, s.rotary_dim, s.interleaved, inverse);
+  double e = max_diff(o, ro);
+  // In place must give the same.
+  quartet::rope(x.data(), x.data(), pos.data(), inv.data(), s.B, s.T, s.NH, s.HS, s.rotary_dim, s.interleaved, inverse);
+  double ei = max_diff(x, o);
+  bool ok = e < 2e-6 && ei == 0.0;
+  std::printf("%-4s rope %-29s%s err %.1e in-place %.1e\n", ok ? "ok" : "FAIL", s.name, inverse ? " inv" : "    ", e, ei);
+  return ok;
+}
+
 template <class F>
 static double time_it(F f, double budget = 0.5) {
   f();
@@ -242,8 +286,15 @@ int main(int argc, char** argv) {
       {"Tq>Tk causal", 1, 2, 1, 9, 4, 4, 8, true, 0},
       {"all padded", 2, 2, 1, 5, 5, 5, 8, true, 5},
   };
+  const RopeShape ropes[] = {
+      {"neox rd10 HS40", 2, 7, 3, 40, 10, false, 0},
+      {"llama HS24", 2, 7, 2, 24, 24, false, 3},
+      {"gptj rd16 HS24", 3, 5, 2, 24, 16, true, 1000},
+      {"tiny B8 T256 HS64", 8, 256, 4, 64, 64, false, 0},
+  };
   bool ok = true;
   for (const Shape& s : checks) ok = check(s) && ok;
+  for (const RopeShape& s : ropes) ok = check_rope(s, false) && check_rope(s, true) && ok;
   if (!ok) {
     std::printf("correctness FAILED\n");
     return 1;
@@ -258,5 +309,16 @@ int main(int argc, char** argv) {
   };
   for (const Shape& s : benches)
     for (int t : {1, 2}) bench(s, t);
+  for (int t : {1, 2}) {
+    omp_set_num_threads(t);
+    const RopeShape& s = ropes[3];
+    std::vector<float> x = randn(s.B * s.T * s.NH * s.HS), inv(s.rotary_dim / 2, 0.01f);
+    std::vector<int32_t> pos(s.B * s.T);
+    for (int64_t r = 0; r < s.B * s.T; r++) pos[r] = (int32_t)(r % s.T);
+    double tr = time_it([&] {
+      quartet::rope(x.data(), x.data(), pos.data(), inv.data(), s.B, s.T, s.NH, s.HS, s.rotary_dim, false, false);
+    });
+    std::printf("rope %-29s t=%d  %8.1f us\n", s.name, t, tr * 1e6);
+  }
   return 0;
 }
