@@ -1,0 +1,149 @@
+// Bad input is refused and logged, and the receiver keeps serving: malformed
+// frames, a wrong protocol version, requests before hello, a hello nobody
+// expected, tcp peers without this run's CURVE key (coordinator side), and
+// malformed requests and unknown methods (role side).
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Packr } from 'msgpackr';
+import t from 'tap';
+import * as zmq from 'zeromq';
+import { Coordinator, startRuntime } from '../../src/runtime/coordinator.js';
+import { decode, encode, type Message } from '../../src/runtime/protocol.js';
+import { startupEnv } from '../../src/runtime/startup.js';
+import { distPath } from '../../src/util/paths.js';
+import { alive, tempRunDir, waitFor } from './helpers.js';
+
+const ECHO = 'test/fixtures/roles/echo.js';
+const packr = new Packr({ useRecords: false });
+
+async function recv(sock: zmq.Dealer, ms = 2000): Promise<Message | null> {
+  sock.receiveTimeout = ms;
+  try {
+    const d = decode(await sock.receive());
+    if (!d.ok) throw d.error;
+    return d.msg;
+  } catch (e) {
+    if ((e as { code?: string }).code === 'EAGAIN') return null;
+    throw e;
+  }
+}
+
+function coordinatorLog(rt: Coordinator): string {
+  try {
+    return readFileSync(join(rt.runDir, 'logs', 'coordinator.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+t.test('the coordinator refuses bad peers and keeps serving', async (t) => {
+  const runDir = tempRunDir(t);
+  const rt = await startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO } }, { runDir });
+  t.teardown(() => rt.shutdown());
+  const sock = new zmq.Dealer({ linger: 0 });
+  t.teardown(() => sock.close());
+  sock.connect(rt.ipcEndpoint);
+
+  await sock.send([Buffer.from([0xc1, 0xff, 0x00])]);
+  t.match(await recv(sock), { kind: 'err', error: { code: 'bad_message', message: /not msgpack/ } }, 'garbage header');
+
+  await sock.send([packr.pack({ version: 99, kind: 'hello', id: 4, sender: 'x' })]);
+  t.match(await recv(sock), { kind: 'err', id: 4, error: { code: 'bad_version' } }, 'wrong protocol version');
+
+  await sock.send(encode({ kind: 'req', id: 5, method: 'score', sender: 'x' }));
+  t.match(await recv(sock), { kind: 'err', id: 5, error: { code: 'not_hello' } }, 'request before hello');
+
+  await sock.send(encode({ kind: 'hello', id: 6, sender: 'reward/0', meta: { role: 'reward', replica: 0, token: 'forged' } }));
+  t.match(await recv(sock), { kind: 'err', id: 6, error: { code: 'unexpected_peer', message: /not expecting this process/ } }, 'hello with a forged token');
+
+  await sock.send([packr.pack({ version: 1, kind: 'req', id: 7, method: 'x', sender: 'x', tensors: [{ name: 'a', dtype: 'f32', shape: [4] }] })]);
+  t.match(await recv(sock), { kind: 'err', id: 7, error: { code: 'bad_message', message: /lists 1 tensors but 0 tensor frames/ } }, 'missing tensor frame');
+
+  await sock.send([packr.pack({ version: 1, kind: 'rep', id: 8, sender: 'x', tensors: [{ name: 'a', dtype: 'f32', shape: [4] }] }), Buffer.alloc(15)]);
+  t.match(await recv(sock), { kind: 'err', id: 8, error: { code: 'bad_message', message: /needs 16 bytes, frame has 15/ } }, 'short tensor frame');
+
+  const log = coordinatorLog(rt);
+  t.match(log, /refused a message from unknown peer .*bad_version/);
+  t.match(log, /refused a 'req' .*did not say hello/);
+  t.match(log, /refused hello from reward\/0/);
+  t.equal((await rt.role('reward', 0).call('echo', { meta: { still: 'serving' } })).meta.still, 'serving');
+});
+
+t.test('tcp: peers without this run\'s CURVE key are refused', async (t) => {
+  const runDir = tempRunDir(t);
+  const rt = await Coordinator.open({ runDir, listen: 'tcp://127.0.0.1:*' });
+  t.teardown(() => rt.shutdown());
+  await rt.start({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO } });
+  const keys = JSON.parse(readFileSync(rt.nodeKeysFile!, 'utf8'));
+  t.equal((await import('node:fs')).statSync(rt.nodeKeysFile!).mode & 0o777, 0o600, 'the node key file is private');
+  const hello = encode({ kind: 'hello', id: 1, sender: 'node/x', meta: { role: 'node', name: 'x' } });
+
+  const plain = new zmq.Dealer({ linger: 0 });
+  t.teardown(() => plain.close());
+  plain.connect(rt.tcpEndpoint!);
+  await plain.send(hello);
+  t.equal(await recv(plain, 700), null, 'a plain tcp peer gets nothing back');
+
+  const other = zmq.curveKeyPair();
+  const stranger = new zmq.Dealer({ linger: 0, curveServerKey: keys.serverKey, curvePublicKey: other.publicKey, curveSecretKey: other.secretKey });
+  t.teardown(() => stranger.close());
+  stranger.connect(rt.tcpEndpoint!);
+  await stranger.send(hello);
+  t.equal(await recv(stranger, 700), null, 'a peer with a key of its own gets nothing back');
+
+  await waitFor('both refusals in the log', () => /handshake refused/.test(coordinatorLog(rt)) && /CURVE key is not this run's/.test(coordinatorLog(rt)), 3000);
+  t.pass('both refusals are logged');
+
+  const member = new zmq.Dealer({ linger: 0, curveServerKey: keys.serverKey, curvePublicKey: keys.publicKey, curveSecretKey: keys.secretKey });
+  t.teardown(() => member.close());
+  member.connect(rt.tcpEndpoint!);
+  await member.send(encode({ kind: 'req', id: 3, method: 'spawn', sender: 'x' }));
+  t.match(await recv(member), { kind: 'err', id: 3, error: { code: 'not_hello' } }, 'the run\'s key gets through, and hello is still required');
+  t.equal((await rt.role('reward', 0).call('ping')).meta.pid !== undefined, true, 'the coordinator keeps serving');
+});
+
+t.test('a role refuses bad requests and keeps serving', async (t) => {
+  const runDir = tempRunDir(t);
+  const router = new zmq.Router({ linger: 0 });
+  t.teardown(() => router.close());
+  const endpoint = `ipc://${runDir}/fake.sock`;
+  await router.bind(endpoint);
+  const env = startupEnv({
+    endpoint, role: 'reward', replica: 0, token: 'tok', threads: 1, devices: ['cpu'], args: {},
+    heartbeatMs: 200, coordinatorTimeoutMs: 5000, parentPid: process.pid,
+  });
+  const child = spawn(process.execPath, [distPath(ECHO)], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (b) => (stderr += b));
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+
+  const next = async (kind: string): Promise<[Buffer, Message]> => {
+    for (;;) {
+      const [id, ...frames] = await router.receive();
+      const d = decode(frames);
+      if (!d.ok) throw d.error;
+      if (d.msg.kind === kind) return [id, d.msg];
+    }
+  };
+  const [id, hello] = await next('hello');
+  t.match(hello.meta, { role: 'reward', replica: 0, token: 'tok', pid: child.pid, methods: ['ping', 'stats', 'shutdown', 'echo'] });
+  await router.send([id, ...encode({ kind: 'ready', id: 0, sender: 'coordinator' })]);
+
+  await router.send([id, Buffer.from('not msgpack at all')]);
+  await router.send([id, packr.pack({ version: 2, kind: 'req', id: 11, method: 'echo', sender: 'coordinator' })]);
+  t.match((await next('err'))[1], { id: 11, error: { code: 'bad_version' } });
+  await router.send([id, packr.pack({ version: 1, kind: 'req', id: 12, method: 'echo', sender: 'coordinator', tensors: [{ name: 'a', dtype: 'q7', shape: [1] }] }), Buffer.alloc(1)]);
+  t.match((await next('err'))[1], { id: 12, error: { code: 'bad_message', message: /known dtype/ } });
+  await router.send([id, ...encode({ kind: 'req', id: 13, method: 'nope', sender: 'coordinator' })]);
+  t.match((await next('err'))[1], { id: 13, error: { code: 'unknown_method', message: /has no method 'nope'/ } });
+  await router.send([id, ...encode({ kind: 'req', id: 14, method: 'echo', sender: 'coordinator', meta: { n: 1 } })]);
+  t.match((await next('rep'))[1], { id: 14, meta: { n: 1 } }, 'still serving');
+  t.match(stderr, /refused a message: header is not msgpack/, 'the role logged the refusal');
+
+  await router.send([id, ...encode({ kind: 'bye', id: 0, sender: 'coordinator' })]);
+  await next('bye');
+  await waitFor('the role to exit after bye', () => child.exitCode !== null, 3000);
+  t.equal(child.exitCode, 0);
+  t.notOk(alive(child.pid!));
+});
