@@ -5,7 +5,9 @@
 // so a folder Quartet writes loads in transformers unchanged.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ModelConfig } from './config.js';
+import { type ModelConfig, readConfig } from './config.js';
+import { mergedParams } from './lora.js';
+import { Transformer } from './transformer.js';
 import { type FamilyLayout, type Params, fromHf, toHf } from './families/layout.js';
 import { layout as gpt2Layout } from './families/gpt2.js';
 import { layout as optLayout } from './families/opt.js';
@@ -108,4 +110,16 @@ export function writeCheckpoint(dir: string, cfg: ModelConfig, params: Params, o
 
 function dtypeName(d: SaveDtype): string {
   return d === 'F32' ? 'float32' : d === 'F16' ? 'float16' : 'bfloat16';
+}
+
+/** Loads a checkpoint folder (config.json + weights, with its value head when saved) as a decoder stack. */
+export function loadModel(dir: string, opts: { seed?: number } = {}): Transformer {
+  const cfg = readConfig(dir);
+  const w = readWeights(dir, cfg);
+  return new Transformer(cfg, w.params, { valueHead: w.valueHead, seed: opts.seed });
+}
+
+/** Saves a model as a Hugging Face folder: LoRA adapters merged in, value head beside the base tensors. */
+export function saveModel(model: Transformer, dir: string, opts: Omit<WriteOptions, 'valueHead'> = {}): void {
+  writeCheckpoint(dir, model.cfg, mergedParams(model), { ...opts, valueHead: model.valueHead?.f32 ?? null });
 }

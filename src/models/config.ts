@@ -220,7 +220,7 @@ function opt(r: Reader, raw: Raw): ModelConfig {
     scaleAttnWeights: true, scaleByInverseLayerIdx: false,
     tieWordEmbeddings: r.bool('tie_word_embeddings', true),
     embedDim: r.has('word_embed_proj_dim') ? r.int('word_embed_proj_dim') : C, slidingWindow: null,
-    dropout: { embed: r.num('dropout', 0.1), residual: r.num('dropout', 0.1), attention: r.num('attention_dropout', 0) },
+    dropout: { embed: 0, residual: r.num('dropout', 0.1), attention: r.num('attention_dropout', 0) },
   };
 }
 
