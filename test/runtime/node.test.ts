@@ -1,0 +1,96 @@
+// A second machine: `quartet node` runs in its own network namespace (a veth
+// pair with private 10.203.x.y/30 addresses that exist only on the test's own
+// interfaces) and joins the coordinator over tcp + CURVE; the coordinator
+// places a role there and calls it. Without root or `ip netns`, the same over
+// loopback.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { Coordinator } from '../../src/runtime/coordinator.js';
+import { repoRoot } from '../../src/util/paths.js';
+import { alive, cpusAllowed, processesMentioning, tempRunDir, waitFor } from './helpers.js';
+
+const ECHO = 'test/fixtures/roles/echo.js';
+
+interface Net { coordinatorHost: string; wrap: string[]; cleanup(): void; label: string }
+
+/** A namespace with a veth pair when possible, else plain loopback. */
+function makeNet(): Net {
+  const loopback: Net = { coordinatorHost: '127.0.0.1', wrap: [], cleanup() {}, label: 'loopback (no root or no ip netns)' };
+  if (process.getuid?.() !== 0) return loopback;
+  const tag = `${process.pid % 100000}`;
+  const ns = `qrt${tag}`, outside = `qva${tag}`, inside = `qvb${tag}`;
+  const subnet = `10.203.${process.pid % 250}`;
+  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const cleanup = () => {
+    try { ip('link', 'del', outside); } catch { /* gone with the namespace */ }
+    try { ip('netns', 'del', ns); } catch { /* never made */ }
+  };
+  try {
+    ip('netns', 'add', ns);
+    ip('link', 'add', outside, 'type', 'veth', 'peer', 'name', inside);
+    ip('link', 'set', inside, 'netns', ns);
+    ip('addr', 'add', `${subnet}.1/30`, 'dev', outside);
+    ip('link', 'set', outside, 'up');
+    ip('-n', ns, 'addr', 'add', `${subnet}.2/30`, 'dev', inside);
+    ip('-n', ns, 'link', 'set', inside, 'up');
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+  } catch (e) {
+    cleanup();
+    return { ...loopback, label: `loopback (ip netns failed: ${String((e as { stderr?: Buffer }).stderr ?? e).trim()})` };
+  }
+  return { coordinatorHost: `${subnet}.1`, wrap: ['ip', 'netns', 'exec', ns], cleanup, label: `network namespace ${ns}, ${subnet}.0/30` };
+}
+
+t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
+  const net = makeNet();
+  t.teardown(() => net.cleanup());
+  t.comment(`second machine: ${net.label}`);
+  const runDir = tempRunDir(t);
+  const rt = await Coordinator.open({ runDir, listen: `tcp://${net.coordinatorHost}:*`, heartbeatMs: 100, peerTimeoutMs: 1500 });
+  t.teardown(() => rt.shutdown());
+  const endpoint = rt.tcpEndpoint!;
+
+  const argv = [...net.wrap, process.execPath, join(repoRoot, 'bin/quartet.js'), 'node', '--coordinator', endpoint, '--keys', rt.nodeKeysFile!, '--name', 'remote'];
+  const agent: ChildProcess = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let agentOut = '';
+  agent.stdout!.on('data', (b) => (agentOut += b));
+  agent.stderr!.on('data', (b) => (agentOut += b));
+  t.teardown(() => {
+    if (agent.exitCode === null) agent.kill('SIGKILL');
+    for (const p of processesMentioning(endpoint)) process.kill(p, 'SIGKILL');
+  });
+
+  await rt.start({
+    actor: { replicas: 1, devices: ['cpu:0'], module: ECHO },
+    reward: { replicas: 1, devices: ['cpu:1'], module: ECHO, node: 'remote', restart: { maxRestarts: 1 } },
+  });
+  t.same(rt.nodeNames(), ['remote']);
+
+  const r = await rt.role('reward', 0).call('placement');
+  const pid = r.meta.pid as number;
+  t.equal(cpusAllowed(pid), '1', 'the remote role is pinned by its agent');
+  if (net.wrap.length) t.not(readlinkSync(`/proc/${pid}/ns/net`), readlinkSync('/proc/self/ns/net'), 'it runs in the other network namespace');
+  const x = { dtype: 'f32' as const, shape: [3, 1000], data: Float32Array.from({ length: 3000 }, (_, i) => i * 0.5) };
+  const back = await rt.role('reward', 0).call('echo', { tensors: { x } });
+  t.same([...back.tensors.x.data], [...x.data], 'a tensor crosses both ways over tcp + CURVE');
+  t.equal((await rt.role('actor', 0).call('ping')).meta.pid !== pid, true, 'the local role runs beside it');
+
+  // Supervision works through the agent: kill -9 the remote role mid-request.
+  const call = rt.role('reward', 0).call('sleep', { meta: { ms: 20_000 } });
+  await new Promise((res) => setTimeout(res, 200));
+  process.kill(pid, 'SIGKILL');
+  await t.rejects(call, { code: 'role_died', retriable: true });
+  t.not((await rt.role('reward', 0).call('ping')).meta.pid, pid, 'restarted on the remote node');
+  const log = readFileSync(join(runDir, 'logs', 'reward-0.log'), 'utf8');
+  t.match(log, /started reward\/0 on remote/, 'the remote role has its log on the coordinator');
+  t.match(log, /was killed by SIGKILL/);
+
+  await rt.shutdown();
+  await waitFor('the node agent to exit after bye', () => agent.exitCode !== null, 8000);
+  t.equal(agent.exitCode, 0, `agent exit code (its output: ${agentOut.trim().split('\n').slice(-3).join(' | ')})`);
+  t.notOk(alive(pid));
+  t.same(processesMentioning(endpoint), [], 'no remote role is left');
+  t.same(processesMentioning(runDir), [], 'no local role is left');
+});
