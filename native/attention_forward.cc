@@ -39,15 +39,19 @@ std::vector<int64_t> first_keys(const float* key_mask, int64_t B, int64_t Tk) {
   return first;
 }
 
+// Per-thread buffers of one block (from attn::scratch, reused across calls).
 struct Scratch {
-  std::vector<float> qt, s, o, vp, alpha, m, l;
-  std::vector<int32_t> lim;
-  std::vector<const float*> qrow;
-  std::vector<float*> orow;
-  std::vector<float*> lrow;
-  Scratch(int64_t HS, int64_t HSp)
-      : qt(HS * BQ), s(BK * BQ), o(BQ * HSp), vp(BK * HSp), alpha(BQ), m(BQ), l(BQ),
-        lim(BQ), qrow(BQ), orow(BQ), lrow(BQ) {}
+  float *qt, *s, *o, *vp, *alpha, *m, *l;
+  int32_t* lim;
+  const float** qrow;
+  float** orow;
+  float** lrow;
+  Scratch(int64_t HS, int64_t HSp, int64_t Tk)
+      : qt(scratch<float>(0, HS * BQ)), s(scratch<float>(1, BQ * round_up(Tk > BK ? Tk : BK, L))),
+        o(scratch<float>(2, BQ * HSp)), vp(scratch<float>(3, (Tk > BK ? Tk : BK) * HSp)),
+        alpha(scratch<float>(4, BQ)), m(scratch<float>(5, BQ)), l(scratch<float>(6, BQ)),
+        lim(scratch<int32_t>(0, BQ)), qrow(scratch<const float*>(0, BQ)),
+        orow(scratch<float*>(0, BQ)), lrow(scratch<float*>(1, BQ)) {}
 };
 
 // One block of rows [r0, r0 + nr) of kv head (b, g).
@@ -81,16 +85,16 @@ void forward_block(Scratch& w, float* out, float* lse, const float* q, const flo
     w.m[r] = neg_inf;
     w.l[r] = 0.0f;
   }
-  std::memset(w.o.data(), 0, sizeof(float) * nr * HSp);
+  std::memset(w.o, 0, sizeof(float) * nr * HSp);
 
   const bool v_packed = HS % L != 0;
   for (int64_t j0 = first_key; j0 <= max_lim; j0 += BK) {
     const int64_t nk = max_lim + 1 - j0 < BK ? max_lim + 1 - j0 : BK;
-    float* s = w.s.data();
-    bmm(nk, lanes, HS, kb + j0 * HS, HS, 1, w.qt.data(), BQ, s, BQ, false);
+    float* s = w.s;
+    bmm(nk, lanes, HS, kb + j0 * HS, HS, 1, w.qt, BQ, s, BQ, false);
     // Mask, then the online-softmax update, one vector of rows at a time.
     for (int64_t v = 0; v < nvq; v++) {
-      const vi lim = load_i(w.lim.data() + v * L);
+      const vi lim = load_i(w.lim + v * L);
       vf mt = splat(neg_inf);
       for (int64_t j = 0; j < nk; j++) {
         float* sj = s + j * BQ + v * L;
@@ -100,7 +104,7 @@ void forward_block(Scratch& w, float* out, float* lse, const float* q, const flo
         store(sj, x);
         mt = mt > x ? mt : x;
       }
-      const vf m_old = load(w.m.data() + v * L);
+      const vf m_old = load(w.m + v * L);
       const vf m_new = m_old > mt ? m_old : mt;
       // A row with no visible key yet keeps m = -inf; subtracting 0 keeps p = 0, not NaN.
       const vf m_use = m_new == splat(neg_inf) ? vf{} : m_new;
@@ -112,28 +116,114 @@ void forward_block(Scratch& w, float* out, float* lse, const float* q, const flo
         store(sj, p);
         sum += p;
       }
-      store(w.l.data() + v * L, load(w.l.data() + v * L) * alpha + sum);
-      store(w.m.data() + v * L, m_new);
-      store(w.alpha.data() + v * L, alpha);
+      store(w.l + v * L, load(w.l + v * L) * alpha + sum);
+      store(w.m + v * L, m_new);
+      store(w.alpha + v * L, alpha);
     }
     for (int64_t r = 0; r < nr; r++) {
       const float a = w.alpha[r];
       if (a == 1.0f) continue;
-      float* orow = w.o.data() + r * HSp;
+      float* orow = w.o + r * HSp;
       for (int64_t c = 0; c < HSp; c++) orow[c] *= a;
     }
     const float* vt = vb + j0 * HS;
     int64_t ldv = HS;
     if (v_packed) {
-      pack_rows(w.vp.data(), HSp, vt, HS, nk, HS);
-      vt = w.vp.data();
+      pack_rows(w.vp, HSp, vt, HS, nk, HS);
+      vt = w.vp;
       ldv = HSp;
     }
     // O[r][:] += sum_j P^T[j][r] V[j][:]
-    bmm(nr, HSp, nk, s, 1, BQ, vt, ldv, w.o.data(), HSp, true);
+    bmm(nr, HSp, nk, s, 1, BQ, vt, ldv, w.o, HSp, true);
   }
 
   for (int64_t r = 0; r < nr; r++) {
+    const float l = w.l[r];
+    float* orow = w.orow[r];
+    if (l > 0.0f) {
+      const float inv = 1.0f / l;
+      for (int64_t c = 0; c < HS; c++) orow[c] = w.o[r * HSp + c] * inv;
+      *w.lrow[r] = (w.m[r] + std::log2(l)) * kLn2;
+    } else {
+      for (int64_t c = 0; c < HS; c++) orow[c] = 0.0f;
+      *w.lrow[r] = neg_inf;
+    }
+  }
+}
+
+// KV-cache decode: a kv head with at most kDecodeRows query rows (Tq of 1 or 2, a few
+// heads per group) would fill few lanes of a score tile, so it takes dot products along
+// the head dimension instead, then an exact softmax over the whole row of scores.
+constexpr int64_t kDecodeRows = 4;
+
+void decode_block(Scratch& w, float* out, float* lse, const float* q, const float* kb,
+                  const float* vb, const float* mask, int64_t first_key, int64_t b, int64_t g,
+                  int64_t rows, int64_t NH, int64_t group, int64_t Tq, int64_t Tk, int64_t HS,
+                  int64_t HSp, float scale, bool causal) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const float qscale = scale * kLog2e;
+  const int64_t full = HS / L * L;  // head dims read as whole vectors; the rest one by one
+  int64_t max_lim = -1;
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t h = g * group + r / Tq, i = r % Tq;
+    const int64_t row = (b * NH + h) * Tq + i;
+    w.qrow[r] = q + row * HS;
+    w.orow[r] = out + row * HS;
+    w.lrow[r] = lse + row;
+    int64_t lim = causal ? Tk - Tq + i : Tk - 1;
+    if (lim > Tk - 1) lim = Tk - 1;
+    w.lim[r] = static_cast<int32_t>(lim < -1 ? -1 : lim);
+    if (lim > max_lim) max_lim = lim;
+    float* qs = w.qt + r * HSp;
+    for (int64_t c = 0; c < HS; c++) qs[c] = w.qrow[r][c] * qscale;
+  }
+  const int64_t nk = max_lim + 1 - first_key;  // keys [first_key, max_lim]
+  const int64_t ld = round_up(nk > 0 ? nk : 1, L);
+  for (int64_t j = 0; j < nk; j++) {
+    const float* kj = kb + (first_key + j) * HS;
+    const bool masked = mask && mask[first_key + j] == 0.0f;
+    for (int64_t r = 0; r < rows; r++) {
+      float sc = neg_inf;
+      if (!masked && first_key + j <= w.lim[r]) {
+        const float* qs = w.qt + r * HSp;
+        vf acc{};
+        for (int64_t c = 0; c < full; c += L) acc += load(qs + c) * load(kj + c);
+        sc = hsum(acc);
+        for (int64_t c = full; c < HS; c++) sc += qs[c] * kj[c];
+      }
+      w.s[r * ld + j] = sc;
+    }
+  }
+  for (int64_t r = 0; r < rows; r++) {
+    float* sr = w.s + r * ld;
+    for (int64_t j = nk > 0 ? nk : 0; j < ld; j++) sr[j] = neg_inf;
+    vf mv = splat(neg_inf);
+    for (int64_t j = 0; j < ld; j += L) {
+      const vf x = load(sr + j);
+      mv = mv > x ? mv : x;
+    }
+    const float m = hmax(mv);
+    const vf m_use = splat(m == neg_inf ? 0.0f : m);
+    vf sum{};
+    for (int64_t j = 0; j < ld; j += L) {
+      const vf p = exp2v(load(sr + j) - m_use);
+      store(sr + j, p);
+      sum += p;
+    }
+    w.m[r] = m;
+    w.l[r] = hsum(sum);
+  }
+  if (nk > 0) {
+    const float* vt = vb + first_key * HS;
+    int64_t ldv = HS;
+    if (HS % L != 0) {
+      pack_rows(w.vp, HSp, vt, HS, nk, HS);
+      vt = w.vp;
+      ldv = HSp;
+    }
+    bmm(rows, HSp, nk, w.s, ld, 1, vt, ldv, w.o, HSp, false);
+  }
+  for (int64_t r = 0; r < rows; r++) {
     const float l = w.l[r];
     float* orow = w.orow[r];
     if (l > 0.0f) {
@@ -163,12 +253,18 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   const bool parallel = tasks > 1 && B * NH * Tq * Tk * HS >= (1 << 16);
 #pragma omp parallel if (parallel)
   {
-    Scratch w(HS, HSp);
+    Scratch w(HS, HSp, Tk);
     // Later blocks of a causal head see more keys: hand out blocks dynamically.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
       const int64_t blk = t % nblk, bg = t / nblk;
       const int64_t b = bg / NKV, g = bg % NKV;
+      if (rows <= kDecodeRows) {
+        decode_block(w, out, lse, q, k + bg * kvCap * HS, v + bg * kvCap * HS,
+                     key_mask ? key_mask + b * Tk : nullptr, first[b], b, g, rows, NH, group, Tq,
+                     Tk, HS, HSp, scale, causal);
+        continue;
+      }
       const int64_t r0 = blk * BQ;
       const int64_t nr = rows - r0 < BQ ? rows - r0 : BQ;
       forward_block(w, out, lse, q, k + bg * kvCap * HS, v + bg * kvCap * HS,

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace quartet::attn {
 
@@ -73,6 +74,38 @@ static inline float hmax(vf v) {
   float m = v[0];
   for (int i = 1; i < L; i++) m = v[i] > m ? v[i] : m;
   return m;
+}
+
+// Sum of the lanes by halving (extracts of the upper half), a few instructions.
+typedef float vf4 __attribute__((vector_size(4 * sizeof(float))));
+static inline float hsum(vf v) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+  typedef float vh __attribute__((vector_size(L / 2 * sizeof(float))));
+  vh lo, hi;
+  std::memcpy(&lo, &v, sizeof lo);
+  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+  lo += hi;
+#if defined(__AVX512F__)
+  vf4 a, b;
+  std::memcpy(&a, &lo, sizeof a);
+  std::memcpy(&b, reinterpret_cast<const char*>(&lo) + sizeof a, sizeof b);
+  a += b;
+#else
+  vf4 a = lo;
+#endif
+#else
+  vf4 a = v;
+#endif
+  return (a[0] + a[2]) + (a[1] + a[3]);
+}
+
+// Per-thread scratch buffers, grown on demand and kept across calls (OpenMP threads
+// persist), so that a decode step allocates nothing. Slots are distinct per use.
+template <class T>
+static inline T* scratch(int slot, size_t n) {
+  thread_local std::vector<T> bufs[12];
+  if (bufs[slot].size() < n) bufs[slot].resize(n);
+  return bufs[slot].data();
 }
 
 // C[R rows][NV vectors] (+)= sum_k A(r, k) * B[k][...], A(r, k) = A[r*rs + k*ks].
