@@ -1,0 +1,129 @@
+// The report page: one self-contained HTML file (inline CSS and SVG, no
+// scripts, nothing fetched) with the summary table, the charts, sample answers
+// before and after PPO, and any problems met while reading the run.
+import { goldScore } from '../demo/gold.js';
+import { escapeXml as esc, lineChart, type ChartSpec } from './chart.js';
+import type { RunSummary } from './summary.js';
+
+export interface ReportInput {
+  title: string;
+  /** Shown under the title, e.g. the run directory. */
+  subtitle: string;
+  summary: RunSummary;
+  charts: ChartSpec[];
+  /** Mean seconds per PPO step from the metrics, used when the summary has none. */
+  measuredStepTime: number | null;
+  problems: string[];
+}
+
+const num = (v: unknown, digits = 2): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '—');
+const pct = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) ? `${(v * 100).toFixed(0)} %` : '—');
+function change(a: unknown, b: unknown, digits = 2): string {
+  if (typeof a !== 'number' || typeof b !== 'number' || !Number.isFinite(a) || !Number.isFinite(b)) return '—';
+  const d = b - a;
+  return (d > 0 ? '+' : d < 0 ? '−' : '') + Math.abs(d).toFixed(digits);
+}
+/** Change of a share, in percentage points. */
+function changePoints(a: unknown, b: unknown): string {
+  const c = change(typeof a === 'number' ? a * 100 : null, typeof b === 'number' ? b * 100 : null, 0);
+  return c === '—' ? c : `${c} pts`;
+}
+function seconds(v: unknown): string {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return '—';
+  if (v >= 120) return `${(v / 60).toFixed(1)} min`;
+  return v >= 10 ? `${v.toFixed(1)} s` : `${v.toFixed(2)} s`;
+}
+
+function summaryTable(s: RunSummary, measuredStepTime: number | null): string {
+  const before = (s.gold?.before ?? {}) as unknown as Record<string, unknown>;
+  const after = (s.gold?.after ?? {}) as unknown as Record<string, unknown>;
+  const rows: [string, string, string, string][] = [
+    ['Gold score per answer (AFINN, mean)', num(before.meanScore), num(after.meanScore), change(before.meanScore, after.meanScore)],
+    ['Answers with a positive gold score', pct(before.sharePositive), pct(after.sharePositive), changePoints(before.sharePositive, after.sharePositive)],
+    ['Gold score per word', num(before.meanPerWord, 3), num(after.meanPerWord, 3), change(before.meanPerWord, after.meanPerWord, 3)],
+    ['Repeated word bigrams (share)', num(before.meanRepetition, 3), num(after.meanRepetition, 3), change(before.meanRepetition, after.meanRepetition, 3)],
+    ['Answer length (words)', num(before.meanWords, 1), num(after.meanWords, 1), change(before.meanWords, after.meanWords, 1)],
+    ['Learned reward (mean)', num(s.reward?.before), num(s.reward?.after), change(s.reward?.before, s.reward?.after)],
+  ];
+  const single: [string, string][] = [
+    ['Reward model, held-out accuracy', pct(s.rm?.accuracy) + (typeof s.rm?.pairs === 'number' ? ` (trained on ${s.rm.pairs} pairs)` : '')],
+    ['KL to the reference, final (nats per answer)', num(s.kl?.final)],
+    ['Wall time per PPO step', typeof s.time?.per_step_s === 'number' ? seconds(s.time.per_step_s) : measuredStepTime !== null ? `${seconds(measuredStepTime)} (sum of phase times in metrics)` : '—'],
+    ['Wall time, whole run', seconds(s.time?.total_s)],
+  ];
+  for (const [phase, t] of Object.entries(s.time?.phases_s ?? {})) single.push([`Wall time, ${phase}`, seconds(t)]);
+  const known = new Set(['gold', 'reward', 'rm', 'kl', 'time', 'samples']);
+  for (const [k, v] of Object.entries(s)) {
+    if (known.has(k) || v === undefined) continue;
+    const text = typeof v === 'string' ? v : JSON.stringify(v);
+    single.push([k, text.length > 160 ? text.slice(0, 157) + '...' : text]);
+  }
+  return [
+    '<table class="summary">',
+    '<thead><tr><th></th><th>before PPO</th><th>after PPO</th><th>change</th></tr></thead><tbody>',
+    ...rows.map(([k, a, b, c]) => `<tr><th>${esc(k)}</th><td>${a}</td><td>${b}</td><td class="change">${c}</td></tr>`),
+    ...single.map(([k, v]) => `<tr><th>${esc(k)}</th><td colspan="3">${esc(v)}</td></tr>`),
+    '</tbody></table>',
+  ].join('\n');
+}
+
+function samplesTable(s: RunSummary): string {
+  const samples = s.samples ?? [];
+  if (samples.length === 0) return '<p class="none">The run recorded no sample answers.</p>';
+  const gold = (given: number | undefined, text: string) => (typeof given === 'number' ? given : goldScore(text).score);
+  const rows = samples.map((x) => {
+    const gb = gold(x.gold_before, x.before), ga = gold(x.gold_after, x.after);
+    return `<tr><td class="prompt">${esc(x.prompt)}</td><td>${esc(x.before)}<span class="gold">gold ${gb}</span></td><td>${esc(x.after)}<span class="gold">gold ${ga}</span></td></tr>`;
+  });
+  return ['<table class="samples">', '<thead><tr><th>prompt</th><th>before PPO</th><th>after PPO</th></tr></thead><tbody>', ...rows, '</tbody></table>'].join('\n');
+}
+
+const css = `
+body { font-family: Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1180px; color: #222; padding: 0 12px; }
+h1 { margin-bottom: 2px; } .sub { color: #666; margin-top: 0; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
+table { border-collapse: collapse; }
+.summary th, .summary td { padding: 5px 12px; border-bottom: 1px solid #eee; text-align: right; }
+.summary th:first-child { text-align: left; font-weight: normal; }
+.summary thead th { font-weight: bold; }
+.summary td[colspan] { text-align: left; }
+.change { font-weight: bold; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 12px; }
+.charts svg { width: 100%; height: auto; border: 1px solid #eee; }
+.samples { width: 100%; table-layout: fixed; font-size: 14px; }
+.samples th, .samples td { border: 1px solid #ddd; padding: 6px 8px; vertical-align: top; text-align: left; }
+.samples .prompt { color: #555; }
+.gold { display: block; color: #888; font-size: 12px; margin-top: 2px; }
+.problems { background: #fff4e5; border: 1px solid #f0b060; padding: 8px 16px; }
+.problems li { font-family: monospace; }
+.none { color: #888; }
+`;
+
+/** The whole page as HTML text. */
+export function renderReport(input: ReportInput): string {
+  const problems = input.problems.length === 0 ? '' : [
+    '<div class="problems"><p><b>Problems met while reading the run</b> (these lines or fields were skipped):</p><ul>',
+    ...input.problems.map((p) => `<li>${esc(p)}</li>`),
+    '</ul></div>',
+  ].join('\n');
+  const charts = input.charts.length === 0
+    ? '<p class="none">The run recorded no metrics.</p>'
+    : `<div class="charts">\n${input.charts.map((c) => `<figure style="margin:0">${lineChart(c)}</figure>`).join('\n')}\n</div>`;
+  return [
+    '<!DOCTYPE html>',
+    '<html lang="en"><head><meta charset="utf-8">',
+    `<title>${esc(input.title)}</title>`,
+    `<style>${css}</style></head><body>`,
+    `<h1>${esc(input.title)}</h1>`,
+    `<p class="sub">${esc(input.subtitle)}</p>`,
+    problems,
+    '<h2>Summary</h2>',
+    summaryTable(input.summary, input.measuredStepTime),
+    '<h2>Charts</h2>',
+    charts,
+    '<h2>Sample answers to held-out prompts</h2>',
+    samplesTable(input.summary),
+    '</body></html>',
+    '',
+  ].join('\n');
+}
