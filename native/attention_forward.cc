@@ -8,9 +8,11 @@
 //
 // A block holds rows of every query head that shares one kv head (grouped-query
 // attention), (head, i) in head-major order: when Tq is small (KV-cache decode) the
-// heads of a group fill the vector lanes together. Each lane carries its own causal
-// limit (last visible key); keys before the first unmasked key (left padding) and after
-// the block's last limit are never visited.
+// heads of a group fill the vector lanes together; with at most kDecodeRows rows a kv
+// head takes decode_block instead. Each row carries its own causal limit (last visible
+// key); keys before the first unmasked key (left padding) and after the block's last
+// limit are never visited.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -25,6 +27,9 @@ namespace {
 
 using namespace attn;
 
+// Up to this many query rows per kv head (Tq of 1 or 2 times a few heads per group),
+// decode_block's dot products beat a score tile whose vector lanes would mostly idle.
+constexpr int64_t kDecodeRows = 4;
 
 // First key index with mask != 0 per batch row (Tk when none): everything before it is
 // left padding and skipped.
@@ -47,7 +52,8 @@ struct Scratch {
   float** orow;
   float** lrow;
   Scratch(int64_t HS, int64_t HSp, int64_t Tk)
-      : qt(scratch<float>(0, HS * BQ)), s(scratch<float>(1, BQ * round_up(Tk > BK ? Tk : BK, L))),
+      : qt(scratch<float>(0, HS * BQ)),
+        s(scratch<float>(1, std::max(BK * BQ, kDecodeRows * round_up(Tk, L)))),
         o(scratch<float>(2, BQ * HSp)), vp(scratch<float>(3, (Tk > BK ? Tk : BK) * HSp)),
         alpha(scratch<float>(4, BQ)), m(scratch<float>(5, BQ)), l(scratch<float>(6, BQ)),
         lim(scratch<int32_t>(0, BQ)), qrow(scratch<const float*>(0, BQ)),
@@ -151,10 +157,8 @@ void forward_block(Scratch& w, float* out, float* lse, const float* q, const flo
   }
 }
 
-// KV-cache decode: a kv head with at most kDecodeRows query rows (Tq of 1 or 2, a few
-// heads per group) would fill few lanes of a score tile, so it takes dot products along
-// the head dimension instead, then an exact softmax over the whole row of scores.
-constexpr int64_t kDecodeRows = 4;
+// KV-cache decode: dot products along the head dimension for each of a few query rows,
+// then an exact softmax over each whole row of scores, then P V.
 
 void decode_block(Scratch& w, float* out, float* lse, const float* q, const float* kb,
                   const float* vb, const float* mask, int64_t first_key, int64_t b, int64_t g,

@@ -306,6 +306,8 @@ int main(int argc, char** argv) {
       {"gpt2s train B4 NH12 T256 HS64", 4, 12, 12, 256, 256, 256, 64, true, 0},
       {"tiny decode B8 Tq1 Tk128 cap256", 8, 4, 4, 1, 128, 256, 64, true, 0},
       {"gpt2s decode B8 Tq1 Tk128 cap256", 8, 12, 12, 1, 128, 256, 64, true, 0},
+      {"tiny decode B8 Tq8 Tk128 cap256", 8, 4, 4, 8, 128, 256, 64, true, 0},
+      {"llama-ish decode B8 NH8 NKV2 Tq1 HS128", 8, 8, 2, 1, 512, 1024, 128, true, 0},
   };
   for (const Shape& s : benches)
     for (int t : {1, 2}) bench(s, t);
