@@ -26,7 +26,7 @@ export interface AllocatorStats {
 
 /** Rounds a byte count up to its size class. */
 export function sizeClass(bytes: number): number {
-  if (bytes <= 4096) return Math.max(64, Math.ceil(bytes / 256) * 256);
+  if (bytes <= 4096) return Math.ceil(Math.max(bytes, 1) / 256) * 256;
   const step = 2 ** (Math.floor(Math.log2(bytes)) - 2);
   return Math.ceil(bytes / step) * step;
 }

@@ -3,7 +3,7 @@
 // |got - want| <= ATOL + RTOL |want|, float32 arithmetic against float64.
 import t from 'tap';
 import * as T from '../../src/tensor/index.js';
-import { compare, get, loadFixture, type Fixture } from './fixture.js';
+import { compare, get, loadFixture, type Fixture } from './fixtures/reader.js';
 
 const ATOL = 1e-5;
 const RTOL = 1e-4;
