@@ -11,7 +11,7 @@ import { native } from '../native.js';
 import { layoutOf } from './checkpoint.js';
 import type { Params } from './families/layout.js';
 import type { Transformer } from './transformer.js';
-import { Rng, type Tensor, add, affine, dropout, linear, param, rand, zeros } from '../tensor/index.js';
+import { type ParamGroup, Rng, type Tensor, add, affine, dropout, linear, param, rand, zeros } from '../tensor/index.js';
 
 export interface LoraOptions {
   /** Substring of the Hugging Face module path that selects the adapted linears. */
@@ -100,4 +100,25 @@ export function mergeLora(model: Transformer): void {
     model.lora.get(name)!.dispose();
     model.lora.delete(name);
   }
+}
+
+/**
+ * Parameter groups as DeepSpeed-Chat's get_optimizer_grouped_parameters: weight decay on
+ * weights, none on biases and norm weights, and the LoRA adapters at their own learning rate.
+ * Frozen parameters are left out; empty groups are dropped.
+ */
+export function optimizerGroups(model: Transformer, opts: { weightDecay: number; loraLr?: number }): ParamGroup[] {
+  const decay: Tensor[] = [];
+  const noDecay: Tensor[] = [];
+  for (const [name, t] of model.namedParameters()) {
+    if (name.startsWith('lora.')) continue;
+    (/\.b$|(^|\.)(ln1|ln2|ln_f)\.w$/.test(name) ? noDecay : decay).push(t);
+  }
+  const lora = loraParameters(model).filter((t) => t.requiresGrad);
+  const groups: ParamGroup[] = [
+    { params: decay, weightDecay: opts.weightDecay },
+    { params: noDecay, weightDecay: 0 },
+    { params: lora, weightDecay: opts.weightDecay, ...(opts.loraLr !== undefined ? { lr: opts.loraLr } : {}) },
+  ];
+  return groups.filter((g) => g.params.length > 0);
 }
