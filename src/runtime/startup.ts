@@ -80,6 +80,7 @@ export function readStartup(env: NodeJS.ProcessEnv): RoleStartup {
     if (!Number.isSafeInteger(v) || v < 0) throw new Error(`role start-up: ${k} must be a non-negative integer, got '${env[k]}'`);
     return v;
   };
+  const endpoint = need(ENV.endpoint);
   let args: unknown;
   try {
     args = JSON.parse(need(ENV.args));
@@ -88,7 +89,7 @@ export function readStartup(env: NodeJS.ProcessEnv): RoleStartup {
   }
   if (args === null || typeof args !== 'object' || Array.isArray(args)) throw new Error(`role start-up: ${ENV.args} must be a JSON object`);
   const s: RoleStartup = {
-    endpoint: need(ENV.endpoint),
+    endpoint,
     role: need(ENV.role),
     replica: int(ENV.replica),
     token: need(ENV.token),
