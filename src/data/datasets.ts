@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config, StepName } from '../config/defaults.js';
 import { QTokenizer } from '../models/tokenizer.js';
+import { Progress } from '../util/progress.js';
 import { cacheKey, readCacheEntry, sha256, writeCacheEntry } from './cache.js';
 import { ppoPrompts, rmPairs, sftExamples, type AssembleStats, type Limits, type PpoPrompts, type RmPairs, type SftExamples } from './examples.js';
 import { checkTemplate, formatRow } from './format.js';
@@ -50,6 +51,8 @@ export interface DataReport {
   stats: AssembleStats;
 }
 
+const PROGRESS_MIN_ROWS = 5000;
+
 const stepPart: Record<StepName, number> = { sft: 0, rm: 1, ppo: 2 };
 
 /** Hash of the tokenizer files: part of every cache key. */
@@ -80,7 +83,10 @@ class Tokenising {
     const rows = await parseDataFile(f.path, bytes, bad);
     const formatted = rows.map((r) => formatRow(r, data));
     this.pool ??= new TokenizerPool(this.ctx.tokenizerDir, data.workers);
-    const table = await this.pool.tokenize(formatted);
+    // A bar only for files that take a while: the small ones would just add noise to the log.
+    const bar = formatted.length >= PROGRESS_MIN_ROWS ? new Progress({ total: formatted.length, label: `tokenising ${f.path}`, unit: 'rows' }) : null;
+    const table = await this.pool.tokenize(formatted, (n) => bar?.tick(n));
+    bar?.finish();
     const messages = bad.skipped.map((e) => e.message);
     writeCacheEntry(this.ctx.cacheDir, key, { table, lines: Int32Array.from(rows, (r) => r.origin.line), skipped: messages });
     skipped.push(...messages);

@@ -24,10 +24,15 @@ export class TokenizerPool {
     return this.pool.maxThreads;
   }
 
-  async tokenize(rows: readonly FormattedRow[]): Promise<TokenTable> {
+  /** Tokenises rows in chunks across the workers; onChunk(rows) is called as each chunk finishes. */
+  async tokenize(rows: readonly FormattedRow[], onChunk?: (rows: number) => void): Promise<TokenTable> {
     const tasks: Promise<TokenTable>[] = [];
     for (let i = 0; i < rows.length; i += CHUNK) {
-      tasks.push(this.pool.run({ tokenizerDir: this.tokenizerDir, rows: rows.slice(i, i + CHUNK) }));
+      const chunk = rows.slice(i, i + CHUNK);
+      tasks.push(this.pool.run({ tokenizerDir: this.tokenizerDir, rows: chunk }).then((table) => {
+        onChunk?.(chunk.length);
+        return table;
+      }));
     }
     if (tasks.length === 0) return concatTables([]);
     return concatTables(await Promise.all(tasks));
