@@ -141,7 +141,7 @@ struct Shape {
   const char* name;
   int64_t B, NH, NKV, Tq, Tk, kvCap, HS;
   bool causal;
-  int64_t pad_step;  // batch row b is left-padded by b * pad_step keys (0: no mask)
+  int64_t pad_step;  // batch row b is left-padded by b * pad_step keys (0: no mask, -1: random holes)
 };
 
 static std::mt19937 rng(1234);
@@ -179,7 +179,10 @@ struct Case {
       std::memcpy(&kc[bg * s.kvCap * s.HS], &k[bg * s.Tk * s.HS], sizeof(float) * s.Tk * s.HS);
       std::memcpy(&vc[bg * s.kvCap * s.HS], &v[bg * s.Tk * s.HS], sizeof(float) * s.Tk * s.HS);
     }
-    if (s.pad_step) {
+    if (s.pad_step < 0) {
+      mask.assign(s.B * s.Tk, 1.0f);
+      for (auto& m : mask) m = rng() % 3 == 0 ? 0.0f : 1.0f;
+    } else if (s.pad_step) {
       mask.assign(s.B * s.Tk, 1.0f);
       for (int64_t b = 0; b < s.B; b++)
         for (int64_t j = 0; j < std::min(s.Tk, b * s.pad_step); j++) mask[b * s.Tk + j] = 0.0f;
@@ -285,6 +288,9 @@ int main(int argc, char** argv) {
       {"causal HS128 T130 gqa4", 1, 8, 2, 130, 130, 130, 128, true, 3},
       {"Tq>Tk causal", 1, 2, 1, 9, 4, 4, 8, true, 0},
       {"all padded", 2, 2, 1, 5, 5, 5, 8, true, 5},
+      {"mask with holes HS24 T150", 2, 4, 2, 150, 150, 150, 24, true, -1},
+      {"mask with holes decode", 3, 4, 2, 1, 150, 160, 40, true, -1},
+      {"mask with holes noncausal", 2, 2, 2, 70, 90, 90, 16, false, -1},
   };
   const RopeShape ropes[] = {
       {"neox rd10 HS40", 2, 7, 3, 40, 10, false, 0},
