@@ -10,18 +10,23 @@ import {
   type Section, type ValueOf,
 } from './schema.js';
 
-/** A device is 'cpu' (any core, unpinned), 'cpu:N', a core range 'cpu:N-M', or 'cuda:N'. */
-export const devicePattern = { re: /^(cpu(:\d+(-\d+)?)?|cuda:\d+)$/, what: "a device such as 'cpu', 'cpu:0', 'cpu:0-3' or 'cuda:0'" };
+/** A device entry: 'cpu' (any core, unpinned), cores 'cpu:0', 'cpu:0-3' or 'cpu:0,2', GPUs
+ *  'cuda:0' or 'cuda:0,1', or kinds joined with '+' ('cuda:0+cpu:2-3'), as src/runtime/placement.ts reads them. */
+const indexList = String.raw`\d+(-\d+)?(,\d+(-\d+)?)*`;
+const devicePart = String.raw`(cpu(:${indexList})?|cuda:${indexList})`;
+export const devicePattern = {
+  re: new RegExp(String.raw`^${devicePart}(\+${devicePart})*$`),
+  what: "a device such as 'cpu', 'cpu:0-3', 'cuda:0' or 'cuda:0+cpu:2-3'",
+};
 
 /** Where a role runs and how it is supervised: the keys every role has. */
 function placementKeys(devices: string[]) {
   return {
-    devices: strList(devices, 'Devices of the role group, split evenly across its replicas.', devicePattern),
+    devices: strList(devices, 'Devices: one entry shared by every replica, or one entry per replica.', devicePattern),
     replicas: int(1, 'Number of replicas in the group; a batch is sharded across them.', { min: 1 }),
-    threads: int(0, 'Kernel threads per replica; 0 = one per CPU core in its devices.', { min: 0 }),
+    threads: int(0, 'Kernel threads per replica; 0 = one per CPU core of its device entry (all cores for plain cpu).', { min: 0 }),
     node: optStr('Name of the machine (node agent) to run on; null = the coordinator\'s machine.'),
-    restart: oneOf(['never', 'on-failure'] as const, 'on-failure', 'Restart a replica whose process dies.'),
-    maxRestarts: int(3, 'Restarts allowed per replica before the run fails.', { min: 0 }),
+    maxRestarts: int(3, 'Times a replica whose process dies is restarted before the run fails; 0 = never.', { min: 0 }),
   };
 }
 

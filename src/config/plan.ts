@@ -1,29 +1,10 @@
 // From the validated config to the runtime's placement plan: which role
 // groups a step needs, on which devices, how many replicas, how they restart,
 // and the arguments each role process starts with. Configuration flows one
-// way: file -> Config -> this plan -> role start-up arguments.
-//
-// The plan's input shape belongs to src/runtime/placement.ts; until that file
-// lands, RolePlacementInput below mirrors the agreed shape.
+// way: file -> Config -> this plan (src/runtime/placement.ts checks and
+// resolves it) -> role start-up arguments.
+import type { PlanInput, RoleInput } from '../runtime/placement.js';
 import { roleNames, type Config, type RoleName, type StepName } from './defaults.js';
-
-export interface RolePlacementInput {
-  replicas: number;
-  devices: string[];
-  /** The node agent to run on; absent = the coordinator's machine. */
-  node?: string;
-  /** A custom process (any language) instead of a module of the project. */
-  command?: string[];
-  /** Compiled role server under dist/, e.g. 'actors/actor.js'. */
-  module?: string;
-  /** The role's own start-up arguments (reach the role as RoleStartup.args). */
-  args?: Record<string, unknown>;
-  restart?: { policy: 'never' | 'on-failure'; maxRestarts: number };
-  /** Kernel threads per replica; 0 = one per CPU core of its devices. */
-  threads?: number;
-}
-
-export type PlacementInput = Partial<Record<RoleName, RolePlacementInput>>;
 
 /** The role groups each step runs (ARCHITECTURE.md §3): SFT in the actor
  *  group, RM training in the reward group, PPO across all four (GRPO and RLOO
@@ -52,7 +33,7 @@ function roleArgs(config: Config, role: RoleName, step: StepName): Record<string
   const common = { role, step, seed: config.seed, model: roleModel(config, role) };
   switch (role) {
     case 'actor': {
-      const { devices, replicas, threads, node, restart, maxRestarts, model, ...ppoTraining } = config.actor;
+      const { devices, replicas, threads, node, maxRestarts, model, ...ppoTraining } = config.actor;
       const { lr, weightDecay, schedule, warmup, dropout } = config.sft;
       const training = step === 'sft' ? { ...ppoTraining, lr, weightDecay, schedule, warmup, dropout } : ppoTraining;
       const generation = {
@@ -63,29 +44,34 @@ function roleArgs(config: Config, role: RoleName, step: StepName): Record<string
         clipRange: config.ppo.clipRange };
     }
     case 'critic': {
-      const { devices, replicas, threads, node, restart, maxRestarts, model, ...training } = config.critic;
+      const { devices, replicas, threads, node, maxRestarts, model, ...training } = config.critic;
       return { ...common, training, clipRangeValue: config.ppo.clipRangeValue };
     }
     case 'reference':
       return common;
     case 'reward': {
-      const { devices, replicas, threads, node, restart, maxRestarts, model, kind, command, ...training } = config.reward;
+      const { devices, replicas, threads, node, maxRestarts, model, kind, command, ...training } = config.reward;
       return { ...common, kind, training };
     }
   }
 }
 
-/** The placement of every role group `step` needs. */
-export function placementPlan(config: Config, step: StepName): PlacementInput {
-  const plan: PlacementInput = {};
+/**
+ * The placement of every role group `step` needs. A role's `threads` (when
+ * not 0) travels in its args: the placement derives threads from the cores of
+ * a device entry, and a role may use fewer.
+ */
+export function placementPlan(config: Config, step: StepName): PlanInput {
+  const plan: PlanInput = {};
   for (const role of rolesForStep(config, step)) {
     const r = config[role];
-    const p: RolePlacementInput = {
+    const args = roleArgs(config, role, step);
+    if (r.threads > 0) args.threads = r.threads;
+    const p: RoleInput = {
       replicas: r.replicas,
       devices: [...r.devices],
-      threads: r.threads,
-      restart: { policy: r.restart, maxRestarts: r.maxRestarts },
-      args: roleArgs(config, role, step),
+      restart: { maxRestarts: r.maxRestarts },
+      args,
     };
     if (r.node !== null) p.node = r.node;
     if (role === 'reward' && config.reward.kind === 'command') p.command = [...config.reward.command!];

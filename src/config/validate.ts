@@ -139,8 +139,8 @@ function crossChecks(c: Config, problems: ConfigProblem[]): void {
   for (const role of roleNames) {
     const r = c[role];
     if (r.devices.length === 0) problems.push({ key: `${role}.devices`, message: 'needs at least one device' });
-    else if (r.devices.length !== 1 && r.devices.length % r.replicas !== 0) {
-      problems.push({ key: `${role}.devices`, message: `${r.devices.length} devices cannot be split evenly across ${role}.replicas = ${r.replicas} (give one device shared by all, or a multiple of the replicas)` });
+    else if (r.devices.length !== 1 && r.devices.length !== r.replicas) {
+      problems.push({ key: `${role}.devices`, message: `${r.devices.length} entries for ${role}.replicas = ${r.replicas}: give one entry shared by every replica, or one per replica (e.g. ['cuda:0', 'cuda:1'] for 2, or ['cuda:0,1'] for one replica on two GPUs)` });
     }
   }
   if (c.reward.kind === 'command' && (!c.reward.command || c.reward.command.length === 0)) {

@@ -7,6 +7,7 @@ import { parseArgs } from '../../src/config/cli.js';
 import { loadConfig } from '../../src/config/load.js';
 import { configHelp, formatConfig, saveResolvedConfig } from '../../src/config/print.js';
 import { placementPlan, rolesForStep } from '../../src/config/plan.js';
+import { planPlacement } from '../../src/runtime/placement.js';
 import { ConfigError, resolveConfig } from '../../src/config/validate.js';
 import { flattenSchema } from '../../src/config/schema.js';
 import { repoRoot } from '../../src/util/paths.js';
@@ -80,7 +81,9 @@ t.test('wrong types name key, expected and got; all problems are reported at onc
 
 t.test('cross-field rules', async (t) => {
   let p = problemsOf(() => resolveConfig([{ source: 'x', values: { actor: { replicas: 2, devices: ['cuda:0', 'cuda:1', 'cuda:2'] } } }]));
-  t.match(p[0], { key: 'actor.devices', message: /cannot be split evenly/ });
+  t.match(p[0], { key: 'actor.devices', message: /3 entries for actor.replicas = 2: give one entry shared by every replica, or one per replica/ });
+  const ok = resolveConfig([{ source: 'x', values: { actor: { replicas: 2, devices: ['cuda:0+cpu:0-1', 'cuda:1,2+cpu:2,3'] } } }]);
+  t.same(ok.actor.devices, ['cuda:0+cpu:0-1', 'cuda:1,2+cpu:2,3'], 'device entries in the runtime placement syntax');
   p = problemsOf(() => resolveConfig([{ source: 'x', values: { reward: { kind: 'command' } } }]));
   t.match(p[0], { key: 'reward.command' });
   p = problemsOf(() => resolveConfig([{ source: 'x', values: { data: { paths: ['a.jsonl'], split: '10,0,0' } } }]));
@@ -161,7 +164,16 @@ t.test('placement plan per step', async (t) => {
   t.match(ppo.actor!.args, { training: { lr: 1e-5 } }, 'PPO uses actor.lr, SFT uses sft.lr');
   t.equal(ppo.reference!.args!.model, 'm/sft', 'reference starts from the actor model');
   t.equal(ppo.critic!.args!.model, 'm/rm', 'critic starts from the reward model');
-  t.same(ppo.critic!.restart, { policy: 'on-failure', maxRestarts: 3 });
+  t.same(ppo.critic!.restart, { maxRestarts: 3 });
+  // the runtime's own checker accepts what the config layer makes
+  const placed = planPlacement(ppo, [0, 1]);
+  t.same(Object.keys(placed.roles), ['actor', 'critic', 'reference', 'reward']);
+  t.same(placed.roles.actor.map((r) => r.cuda), [[0], [1]]);
+  const pinned = loadConfig(['--config', 'tiny-e2e']).config;
+  const tiny = planPlacement(placementPlan(pinned, 'ppo'), [0, 1]);
+  t.same(tiny.roles.critic[0].cpus, [1]);
+  t.equal(tiny.roles.critic[0].maxRestarts, 0);
+  t.equal(placementPlan(pinned, 'ppo').critic!.args!.threads, 1, 'threads travel in args');
 
   const custom = loadConfig(['--reward.kind=command', '--reward.command=python3,score.py', '--ppo.algorithm=grpo']).config;
   const plan = placementPlan(custom, 'ppo');
