@@ -72,6 +72,27 @@ export function tickLabels(ticks: readonly number[]): string[] {
   return ticks.map((v) => v.toFixed(d));
 }
 
+/** Runs of consecutive numeric points; a null or non-finite y ends a run. */
+function lineRuns(points: readonly [number, number | null][]): [number, number][][] {
+  const runs: [number, number][][] = [[]];
+  for (const [x, y] of points) {
+    if (y === null || !Number.isFinite(y)) runs.push([]);
+    else runs[runs.length - 1].push([x, y]);
+  }
+  return runs.filter((r) => r.length > 0);
+}
+
+/** Centred moving average over `window` (odd) points, narrower at the ends. */
+export function movingAverage(points: readonly [number, number][], window: number): [number, number][] {
+  const half = Math.floor(window / 2);
+  return points.map(([x], i) => {
+    const lo = Math.max(0, i - half), hi = Math.min(points.length, i + half + 1);
+    let sum = 0;
+    for (let j = lo; j < hi; j++) sum += points[j][1];
+    return [x, sum / (hi - lo)];
+  });
+}
+
 /** An SVG line chart; a chart whose series hold no numeric point shows "no data". */
 export function lineChart(spec: ChartSpec): string {
   const W = spec.width ?? 560, H = spec.height ?? 300;
@@ -112,25 +133,32 @@ export function lineChart(spec: ChartSpec): string {
   out.push(`<text x="${m.left + pw / 2}" y="${H - 8}" text-anchor="middle">${escapeXml(spec.xLabel)}</text>`);
   out.push(`<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${escapeXml(spec.yLabel)}</text>`);
 
-  // Lines, broken at null points; dots when points are few.
+  // Lines, broken at null points; dots when points are few. Long series are
+  // drawn faint, with a centred moving average over them, so that a trend
+  // shows through step-to-step noise.
+  const longest = Math.max(...spec.series.map((s) => s.points.filter((p) => p[1] !== null && Number.isFinite(p[1])).length));
+  const window = longest > 40 ? 2 * Math.round(longest / 40) + 1 : 0;
   spec.series.forEach((s, i) => {
     const color = palette[i % palette.length];
-    const runs: string[][] = [[]];
-    for (const [x, y] of s.points) {
-      if (y === null || !Number.isFinite(y)) runs.push([]);
-      else runs[runs.length - 1].push(`${f(sx(x))},${f(sy(y))}`);
-    }
     const name = escapeXml(s.name);
     out.push(`<g class="series" data-name="${name}">`);
-    for (const run of runs) {
-      if (run.length > 1) out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.8" points="${run.join(' ')}"/>`);
+    const raw = window > 0 ? ' stroke-opacity="0.35" stroke-width="1.2"' : ' stroke-width="1.8"';
+    for (const run of lineRuns(s.points)) {
+      if (run.length > 1) out.push(`<polyline fill="none" stroke="${color}"${raw} points="${run.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`);
     }
-    const valid = s.points.filter((p) => p[1] !== null && Number.isFinite(p[1]));
-    if (valid.length <= 40) {
-      for (const [x, y] of valid) out.push(`<circle cx="${f(sx(x))}" cy="${f(sy(y!))}" r="2.5" fill="${color}"/>`);
+    if (window > 0) {
+      for (const run of lineRuns(s.points)) {
+        const avg = movingAverage(run, window);
+        if (avg.length > 1) out.push(`<polyline class="smooth" fill="none" stroke="${color}" stroke-width="2.2" points="${avg.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ')}"/>`);
+      }
+    } else {
+      for (const run of lineRuns(s.points)) for (const [x, y] of run) out.push(`<circle cx="${f(sx(x))}" cy="${f(sy(y))}" r="2.5" fill="${color}"/>`);
     }
     out.push('</g>');
   });
+  if (window > 0) {
+    out.push(`<text x="${m.left + pw}" y="${H - 8}" text-anchor="end" font-size="10" fill="#777">bold: mean of ${window} points</text>`);
+  }
 
   // Legend above the plot, three entries to a row.
   if (legendRows > 0) {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { lineChart, niceTicks, tickLabels } from '../../src/report/chart.js';
+import { lineChart, movingAverage, niceTicks, tickLabels } from '../../src/report/chart.js';
 
 t.test('nice ticks cover the range with round steps', async (t) => {
   t.same(niceTicks(0, 100, 5), [0, 20, 40, 60, 80, 100]);
@@ -27,4 +27,14 @@ t.test('points land where the axes say', async (t) => {
   t.equal((gap.match(/<polyline/g) ?? []).length, 2, 'a null breaks the line');
   t.match(gap, /<text x="[\d.]+" y="40">b<\/text>/, 'legend names every series');
   t.match(lineChart({ title: 'E', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points: [[0, null]] }] }), />no data</);
+});
+
+t.test('long series get a moving average over the faint raw line', async (t) => {
+  t.same(movingAverage([[0, 1], [1, 2], [2, 6], [3, 3]], 3), [[0, 1.5], [1, 3], [2, 11 / 3], [3, 4.5]]);
+  const points = Array.from({ length: 100 }, (_, i): [number, number] => [i, i % 2]);
+  const svg = lineChart({ title: 'N', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points }] });
+  t.match(svg, /stroke-opacity="0.35"/);
+  t.match(svg, /class="smooth"/);
+  t.match(svg, /bold: mean of 7 points/);
+  t.notMatch(svg, /<circle/, 'no dots on a long series');
 });
