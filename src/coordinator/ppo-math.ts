@@ -63,6 +63,30 @@ export function sliceAnswers(full: Float32Array, B: number, W: number, start: nu
 }
 
 /**
+ * Answer lengths of generated sequences [B, T] whose prompts are left-padded
+ * to width P: the tokens up to and including the first end-of-text token, or
+ * up to the first pad, or to the end. The end-of-text token that stops an
+ * answer is an action the policy took, so it counts (as in DeepSpeed-Chat with
+ * OPT, whose pad and eos differ; with pad = eos its count would drop it).
+ */
+export function answerLengths(seq: Int32Array, B: number, T: number, P: number, eosId: number | null, padId: number): Int32Array {
+  if (seq.length !== B * T) throw new Error(`answerLengths: seq has ${seq.length} entries, expected B*T = ${B}*${T}`);
+  if (P < 0 || P > T) throw new Error(`answerLengths: prompt width ${P} is outside 0..T=${T}`);
+  const lens = new Int32Array(B);
+  for (let b = 0; b < B; b++) {
+    let n = 0;
+    for (let t = P; t < T; t++) {
+      const id = seq[b * T + t];
+      if (id === eosId) { n++; break; }
+      if (id === padId) break;
+      n++;
+    }
+    lens[b] = n;
+  }
+  return lens;
+}
+
+/**
  * Rows to keep after generation: DeepSpeed-Chat drops every answer of at most
  * one token (they come from a policy that has not learnt to answer). Returns
  * the indices of the kept rows, in order.

@@ -3,7 +3,7 @@
 // ppo_trainer.py loops, and the reference gradients against finite differences.
 import t, { type Test } from 'tap';
 import {
-  answerMask, answersToKeep, computeRewards, gatherRows, klStats, policyLoss, sliceAnswers, valueLoss,
+  answerLengths, answerMask, answersToKeep, computeRewards, gatherRows, klStats, policyLoss, sliceAnswers, valueLoss,
 } from '../../src/coordinator/ppo-math.js';
 import { gae, groupAdvantages, GRPO_EPS } from '../../src/coordinator/advantages.js';
 
@@ -210,6 +210,17 @@ t.test('GRPO and RLOO group advantages', async (t) => {
   close(t, r.advantages, [-2.9, -2.9, -1.4, -1.4, 4.3, 4.3], 'rloo advantages');
   t.throws(() => groupAdvantages({ B: 3, A: 2, answerLens: i32([2, 2, 2]), algorithm: 'rloo', groupSize: 2, scores: f32([1, 2, 6]), logprobs: lp, refLogprobs: lp, klCtl: 0, clipRewardValue: 5 }),
     /B=3 rows do not divide into groups of 2/);
+});
+
+t.test('answer lengths from generated ids', async (t) => {
+  // prompt width 2, T 6; eos 9, pad 0
+  //   row 0: answer 5 6 9 0 -> 3 (the eos counts)    row 1: 5 6 7 8 -> 4 (ran to the end)
+  //   row 2: 0 0 0 0 -> 0                             row 3: 9 ... -> 1 (eos at once)
+  const seq = i32([1, 2, 5, 6, 9, 0, 1, 2, 5, 6, 7, 8, 0, 2, 0, 0, 0, 0, 3, 4, 9, 0, 0, 0]);
+  t.same(Array.from(answerLengths(seq, 4, 6, 2, 9, 0)), [3, 4, 0, 1]);
+  // pad = eos (GPT-2): the first eos still ends the answer and counts
+  t.same(Array.from(answerLengths(i32([1, 5, 9, 9]), 1, 4, 1, 9, 9)), [2]);
+  t.same(answersToKeep(answerLengths(seq, 4, 6, 2, 9, 0)), [0, 1], 'answers of 0 and 1 token are dropped');
 });
 
 t.test('dropping answers of at most one token, masks, slicing, KL metrics', async (t) => {
