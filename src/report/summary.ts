@@ -2,8 +2,8 @@
 // glance. The pipeline writes it; the report reads it. Every field is
 // optional so that a partial run still gets a report; a field of the wrong
 // type is reported by name and left out.
-import { readFileSync } from 'node:fs';
-import type { AnswerSummary } from '../demo/gold.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { goldScore, summariseAnswers, type AnswerSummary } from '../demo/gold.js';
 
 export interface SampleAnswer {
   prompt: string;
@@ -82,4 +82,30 @@ export function parseSummary(text: string, path: string): SummaryFile {
 /** Reads summary.json. */
 export function readSummary(path: string): SummaryFile {
   return parseSummary(readFileSync(path, 'utf8'), path);
+}
+
+/**
+ * The gold part of a summary from the policy's answers to the evaluation
+ * prompts before and after PPO (same prompts, same order), with the first
+ * `samples` of them as sample answers.
+ */
+export function goldSummary(prompts: readonly string[], before: readonly string[], after: readonly string[], samples = 6): Pick<RunSummary, 'gold' | 'samples'> {
+  if (before.length !== prompts.length || after.length !== prompts.length) {
+    throw new Error(`goldSummary: ${prompts.length} prompts but ${before.length} answers before and ${after.length} after`);
+  }
+  return {
+    gold: { before: summariseAnswers(before), after: summariseAnswers(after) },
+    samples: prompts.slice(0, samples).map((prompt, i) => ({
+      prompt,
+      before: before[i],
+      after: after[i],
+      gold_before: goldScore(before[i]).score,
+      gold_after: goldScore(after[i]).score,
+    })),
+  };
+}
+
+/** Writes summary.json, pretty-printed. */
+export function writeSummary(path: string, summary: RunSummary): void {
+  writeFileSync(path, JSON.stringify(summary, null, 2) + '\n');
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../../src/util/paths.js';
 import { writeReport, meanStepTime } from '../../src/report/report.js';
 import { parseMetrics, seriesOf } from '../../src/report/metrics.js';
-import { parseSummary } from '../../src/report/summary.js';
+import { goldSummary, parseSummary, writeSummary } from '../../src/report/summary.js';
 
 const fixture = join(repoRoot, 'test/fixtures/demo/report-run');
 
@@ -89,4 +89,21 @@ t.test('a run with no metrics or summary still gets a report', async (t) => {
   t.match(html, /The run recorded no sample answers\./);
   t.match(html, /Wall time per PPO step<\/th><td colspan="3">—</);
   t.throws(() => writeReport(join(dir, 'nope')), /run directory .*nope does not exist/);
+});
+
+t.test('goldSummary and writeSummary make a summary the report reads', async (t) => {
+  const prompts = ['Human: Continue this: A Assistant:', 'Human: Continue this: B Assistant:', 'Human: Continue this: C Assistant:'];
+  const g = goldSummary(prompts, [' it rained.', ' bad news.', ' no change.'], [' a good day.', ' great and happy.', ' no change.'], 2);
+  t.equal(g.gold!.before!.meanScore, (0 - 3 - 1) / 3, "AFINN: bad -3, 'no' -1");
+  t.equal(g.gold!.after!.meanScore, (3 + 6 - 1) / 3);
+  t.same(g.samples, [
+    { prompt: prompts[0], before: ' it rained.', after: ' a good day.', gold_before: 0, gold_after: 3 },
+    { prompt: prompts[1], before: ' bad news.', after: ' great and happy.', gold_before: -3, gold_after: 6 },
+  ]);
+  t.throws(() => goldSummary(prompts, [], [], 1), /goldSummary: 3 prompts but 0 answers before and 0 after/);
+  const dir = runDir(t);
+  writeSummary(join(dir, 'summary.json'), { ...g, rm: { accuracy: 0.8 } });
+  const r = writeReport(dir);
+  t.same(r.problems.filter((p) => p.includes('summary')), []);
+  t.match(readFileSync(r.html, 'utf8'), /Gold score per answer \(AFINN, mean\)<\/th><td>-1\.33<\/td><td>2\.67<\/td><td class="change">\+4\.00<\/td>/);
 });
