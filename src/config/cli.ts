@@ -7,6 +7,7 @@ import { flattenSchema, type Field } from './schema.js';
 import { ConfigError, suggestKey, type ConfigProblem } from './validate.js';
 
 const fields = new Map(flattenSchema(schema));
+const sectionNames = new Set([...fields.keys()].flatMap((k) => k.split('.').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('.'))));
 
 /** Flags of `quartet train` and the step commands that stand for config keys. */
 export const flagAliases: Record<string, string> = {
@@ -95,6 +96,11 @@ export function parseArgs(argv: string[]): ParsedArgs {
     }
     const key = flagAliases[name] ?? name;
     const f = fields.get(key);
+    if (!f && sectionNames.has(key)) {
+      problems.push({ key: `--${name}`, message: `is a group of keys; set one of them, e.g. --${[...fields.keys()].find((k) => k.startsWith(key + '.'))}` });
+      if (raw === undefined && i + 1 < argv.length && !argv[i + 1].startsWith('--')) i++;
+      continue;
+    }
     if (!f) {
       const near = suggestKey(key);
       problems.push({ key: `--${name}`, message: `unknown option${near ? ` (did you mean '--${near}'?)` : ''}` });

@@ -16,6 +16,8 @@ export interface SourceFile {
 }
 
 const dataExtensions = new Set(['.jsonl', '.json', '.parquet']);
+/** Metadata that `datasets` writes next to the data in a folder; never rows. */
+const metadataFiles = new Set(['dataset_info.json', 'dataset_infos.json', 'dataset_dict.json', 'state.json']);
 
 /** The split a file of a dataset folder belongs to, from its name (the Hub's convention). */
 function splitOfFile(rel: string): SplitName | null {
@@ -44,7 +46,7 @@ export function listDatasetFiles(path: string): SourceFile[] {
   const out: SourceFile[] = [];
   const walk = (dir: string) => {
     for (const name of readdirSync(dir).sort()) {
-      if (name.startsWith('.')) continue;
+      if (name.startsWith('.') || metadataFiles.has(name)) continue;
       const full = join(dir, name);
       if (statSync(full).isDirectory()) walk(full);
       else if (dataExtensions.has(extname(name).toLowerCase())) {

@@ -105,6 +105,7 @@ t.test('command line: both forms, types by schema, booleans alone, aliases', asy
   t.same(parseArgs(['--data.paths=["a,b.jsonl"]']).overrides, { data: { paths: ['a,b.jsonl'] } });
   t.same(parseArgs(['--ppo.klCtl', '-0.5']).overrides, { ppo: { klCtl: -0.5 } }, 'a negative number is a value, not a flag');
 
+  t.match(problemsOf(() => parseArgs(['--actor.lora', '3']))[0], { key: '--actor.lora', message: 'is a group of keys; set one of them, e.g. --actor.lora.dim' });
   const bad = problemsOf(() => parseArgs(['--actor.lr=fast', '--actor.lrr', '3', '--critic.lr']));
   t.same(bad.map((x) => x.key), ['--actor.lr', '--actor.lrr', '--critic.lr']);
   t.equal(bad[0].message, "expected a number, got 'fast'");

@@ -79,8 +79,10 @@ t.test('broken files and folders are clear errors', async (t) => {
   await t.rejects(parse(fx('no-prompt.parquet')), /no-prompt.parquet: parquet file has no 'prompt' column \(columns: question, chosen\)/);
   cpSync(fx('hf-rm-static'), join(dir, 'hf'), { recursive: true });
   writeFileSync(join(dir, 'hf', 'data', 'validation.jsonl'), '{"question": "q"}\n');
+  writeFileSync(join(dir, 'hf', 'dataset_infos.json'), '{"default": {}}');
   const files = listDatasetFiles(join(dir, 'hf'));
   t.equal(files.find((f) => f.path.endsWith('validation.jsonl'))?.split, 'test');
+  t.equal(files.length, 3, 'dataset_infos.json is metadata, not rows');
   await t.rejects(parse(join(dir, 'hf', 'data', 'validation.jsonl')), new BadRowError({ file: join(dir, 'hf', 'data', 'validation.jsonl'), line: 1, unit: 'line' }, "missing 'prompt'"));
 });
 
