@@ -17,17 +17,15 @@ namespace quartet {
 
 namespace {
 
-// cos/sin rows for positions [lo, lo + n): cs[p * half + i], sn[...] (sn negated for inverse).
-void fill_table(float* cs, float* sn, int64_t lo, int64_t n, const float* inv_freq, int64_t half,
-                float sign) {
-  for (int64_t p = 0; p < n; p++) {
-    const float pos = static_cast<float>(lo + p);
-    for (int64_t i = 0; i < half; i++) {
-      float s, c;
-      sincosf(pos * inv_freq[i], &s, &c);
-      cs[p * half + i] = c;
-      sn[p * half + i] = sign * s;
-    }
+// One table row: cos and sin (negated for the inverse) of position * inv_freq[i].
+void fill_row(float* cs, float* sn, int64_t position, const float* inv_freq, int64_t half,
+              float sign) {
+  const float pos = static_cast<float>(position);
+  for (int64_t i = 0; i < half; i++) {
+    float s, c;
+    sincosf(pos * inv_freq[i], &s, &c);
+    cs[i] = c;
+    sn[i] = sign * s;
   }
 }
 
@@ -75,17 +73,17 @@ void rope(float* out, const float* x, const int32_t* positions, const float* inv
     if (by_position) {
 #pragma omp for schedule(static)
       for (int64_t p = 0; p < n; p++)
-        fill_table(&cs[p * half], &sn[p * half], lo + p, 1, inv_freq, half, sign);
+        fill_row(cs.data() + p * half, sn.data() + p * half, lo + p, inv_freq, half, sign);
     } else {
 #pragma omp for schedule(static)
       for (int64_t r = 0; r < rows; r++)
-        fill_table(&cs[r * half], &sn[r * half], positions[r], 1, inv_freq, half, sign);
+        fill_row(cs.data() + r * half, sn.data() + r * half, positions[r], inv_freq, half, sign);
     }
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
       const int64_t t = by_position ? positions[r] - lo : r;
       for (int64_t h = 0; h < NH; h++)
-        rotate_head(out + (r * NH + h) * HS, x + (r * NH + h) * HS, &cs[t * half], &sn[t * half],
+        rotate_head(out + (r * NH + h) * HS, x + (r * NH + h) * HS, cs.data() + t * half, sn.data() + t * half,
                     HS, half, interleaved);
     }
   }
