@@ -97,6 +97,7 @@ table { border-collapse: collapse; }
 .problems { background: #fff4e5; border: 1px solid #f0b060; padding: 8px 16px; }
 .problems li { font-family: monospace; }
 .none { color: #888; }
+.note { color: #555; max-width: 820px; font-size: 14px; line-height: 1.4; }
 `;
 
 /** The whole page as HTML text. */
@@ -119,6 +120,10 @@ export function renderReport(input: ReportInput): string {
     problems,
     '<h2>Summary</h2>',
     summaryTable(input.summary, input.measuredStepTime),
+    `<p class="note">The gold score is AFINN-165 sentiment (the <code>sentiment</code> package), a judge the policy never sees:
+    PPO optimises the learned reward model, so a rising gold score shows that what the reward model learned carries over.
+    AFINN sums word scores, so watch the per-word score, answer length and repetition beside it: a gold score that rises
+    through longer or repetitive answers is the policy gaming the scorer, and a growing KL means it is drifting from the SFT model.</p>`,
     '<h2>Charts</h2>',
     charts,
     '<h2>Sample answers to held-out prompts</h2>',
