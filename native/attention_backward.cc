@@ -3,7 +3,7 @@
 // Flash-attention-2 style: probabilities are recomputed from the saved lse, tile by
 // tile, never stored whole. One task owns a kv head (b, g): it walks key blocks of BK
 // keys, and for each, every block of query rows (of all heads in the group) that sees
-// it, accumulating that key block's dK, dV in registers-sized tiles and dQ of its own
+// it, accumulating that key block's dK, dV in small tiles and the dQ of its own
 // rows. Everything a task writes belongs to it alone, so there are no races; when there
 // are fewer kv heads than threads, a task's key blocks are split among threads, each
 // with a private dQ that is summed afterwards in a fixed order.
