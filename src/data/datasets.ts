@@ -14,7 +14,7 @@ import { TokenizerPool } from './pool.js';
 import { BadRows } from './rows.js';
 import { listDatasetFiles, parseDataFile, type SourceFile } from './sources.js';
 import { parseSplit, shuffleIndex, splitIndex } from './split.js';
-import { concatTables, selectRows, type TokenTable } from './token-table.js';
+import { concatTables, selectRows, tokenizeRows, type TokenTable } from './token-table.js';
 
 export type DataSettings = Config['data'];
 
@@ -51,7 +51,8 @@ export interface DataReport {
   stats: AssembleStats;
 }
 
-const PROGRESS_MIN_ROWS = 5000;
+/** Files with fewer rows are tokenised on the main thread. */
+export const POOL_MIN_ROWS = 2000;
 
 const stepPart: Record<StepName, number> = { sft: 0, rm: 1, ppo: 2 };
 
@@ -64,6 +65,7 @@ export function tokenizerHash(dir: string): string {
 
 class Tokenising {
   private pool: TokenizerPool | null = null;
+  private local: QTokenizer | null = null;
   constructor(private readonly ctx: DataContext, private readonly tokHash: string) {}
 
   /** One data file's tokenised rows, from the cache or freshly made (and cached). */
@@ -82,11 +84,17 @@ class Tokenising {
     const bad = new BadRows(data.onBadRow);
     const rows = await parseDataFile(f.path, bytes, bad);
     const formatted = rows.map((r) => formatRow(r, data));
-    this.pool ??= new TokenizerPool(this.ctx.tokenizerDir, data.workers);
-    // A bar only for files that take a while: the small ones would just add noise to the log.
-    const bar = formatted.length >= PROGRESS_MIN_ROWS ? new Progress({ total: formatted.length, label: `tokenising ${f.path}`, unit: 'rows' }) : null;
-    const table = await this.pool.tokenize(formatted, (n) => bar?.tick(n));
-    bar?.finish();
+    let table: TokenTable;
+    if (formatted.length < POOL_MIN_ROWS) {
+      // Starting worker threads costs more than tokenising a small file here.
+      this.local ??= QTokenizer.load(this.ctx.tokenizerDir);
+      table = tokenizeRows(this.local, formatted);
+    } else {
+      this.pool ??= new TokenizerPool(this.ctx.tokenizerDir, data.workers);
+      const bar = new Progress({ total: formatted.length, label: `tokenising ${f.path}`, unit: 'rows' });
+      table = await this.pool.tokenize(formatted, (n) => bar.tick(n));
+      bar.finish();
+    }
     const messages = bad.skipped.map((e) => e.message);
     writeCacheEntry(this.ctx.cacheDir, key, { table, lines: Int32Array.from(rows, (r) => r.origin.line), skipped: messages });
     skipped.push(...messages);

@@ -8,14 +8,14 @@ import type { FormattedRow } from './format.js';
 import { concatTables, type TokenTable } from './token-table.js';
 import type { TokenizeTask } from './tokenize-worker.js';
 
-/** Rows per task: large enough to amortise the message, small enough to spread over workers. */
+/** Rows per task by default: large enough to amortise the message, small enough to spread over workers. */
 const CHUNK = 512;
 
 export class TokenizerPool {
   private readonly pool: Piscina<TokenizeTask, TokenTable>;
 
   /** threads 0 = one per CPU core, at most 4. */
-  constructor(readonly tokenizerDir: string, threads = 0) {
+  constructor(readonly tokenizerDir: string, threads = 0, private readonly chunk = CHUNK) {
     const n = threads > 0 ? threads : Math.min(4, availableParallelism());
     this.pool = new Piscina({ filename: distPath('src/data/tokenize-worker.js'), minThreads: 1, maxThreads: n, idleTimeout: 5_000 });
   }
@@ -27,8 +27,8 @@ export class TokenizerPool {
   /** Tokenises rows in chunks across the workers; onChunk(rows) is called as each chunk finishes. */
   async tokenize(rows: readonly FormattedRow[], onChunk?: (rows: number) => void): Promise<TokenTable> {
     const tasks: Promise<TokenTable>[] = [];
-    for (let i = 0; i < rows.length; i += CHUNK) {
-      const chunk = rows.slice(i, i + CHUNK);
+    for (let i = 0; i < rows.length; i += this.chunk) {
+      const chunk = rows.slice(i, i + this.chunk);
       tasks.push(this.pool.run({ tokenizerDir: this.tokenizerDir, rows: chunk }).then((table) => {
         onChunk?.(chunk.length);
         return table;

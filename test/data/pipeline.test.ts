@@ -45,9 +45,9 @@ t.test('the JS tokenizer gives the Rust library\'s ids', async (t) => {
 t.test('the pool tokenises exactly as the main thread', async (t) => {
   const bad = new BadRows('error');
   const raw = await parseDataFile(fx('pairs.jsonl'), readFileSync(fx('pairs.jsonl')), bad);
-  // enough rows for several chunks of the pool
-  const rows = Array.from({ length: 600 }, (_, i) => formatRow(raw[i % raw.length], { promptTemplate: 'Human: {prompt} Assistant:', endOfConversationToken: '<|endoftext|>' }));
-  const pool = new TokenizerPool(fx('tokenizer-bos'), 2);
+  // several chunks of 40 rows, the last one short, spread over 2 workers
+  const rows = Array.from({ length: 130 }, (_, i) => formatRow(raw[i % raw.length], { promptTemplate: 'Human: {prompt} Assistant:', endOfConversationToken: '<|endoftext|>' }));
+  const pool = new TokenizerPool(fx('tokenizer-bos'), 2, 40);
   t.teardown(() => pool.close());
   const fromPool = await pool.tokenize(rows);
   const local = tokenizeRows(QTokenizer.load(fx('tokenizer-bos')), rows);
