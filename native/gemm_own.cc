@@ -105,22 +105,31 @@ struct Scratch {
 };
 
 // ---- packing ----
-// Packed A panel: pa[k * MR + r] = op(A)[i0 + r, p0 + k], zero rows past M.
-void pack_a_panel(bool tA, const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t p0,
-                  int64_t kc, float* dst) {
+// Packed A: panel p holds pa[p * MR * kc + k * MR + r] = op(A)[i0 + p * MR + r, p0 + k],
+// zero rows past the mr rows left. Panels [p_lo, p_hi) of a block starting at row i0.
+void pack_a_panels(bool tA, const float* A, int64_t lda, int64_t i0, int64_t rows, int64_t p_lo,
+                   int64_t p_hi, int64_t p0, int64_t kc, float* pa) {
   if (!tA) {
-    for (int64_t r = 0; r < mr; r++) {
-      const float* src = A + (i0 + r) * lda + p0;
-      for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = src[k];
+    for (int64_t p = p_lo; p < p_hi; p++) {
+      float* dst = pa + p * MR * kc;
+      const int64_t mr = std::min<int64_t>(MR, rows - p * MR);
+      for (int64_t r = 0; r < mr; r++) {
+        const float* src = A + (i0 + p * MR + r) * lda + p0;
+        for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = src[k];
+      }
+      for (int64_t r = mr; r < MR; r++)
+        for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = 0.0f;
     }
   } else {
+    // op(A) columns are rows of A: read each row of A once across all the
+    // panels (one panel at a time would touch a new page for every k).
+    const int64_t r_hi = std::min(rows, p_hi * MR);
     for (int64_t k = 0; k < kc; k++) {
       const float* src = A + (p0 + k) * lda + i0;
-      for (int64_t r = 0; r < mr; r++) dst[k * MR + r] = src[r];
+      for (int64_t i = p_lo * MR; i < r_hi; i++) pa[(i / MR) * MR * kc + k * MR + i % MR] = src[i];
+      for (int64_t i = r_hi; i < p_hi * MR; i++) pa[(i / MR) * MR * kc + k * MR + i % MR] = 0.0f;
     }
   }
-  for (int64_t r = mr; r < MR; r++)
-    for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = 0.0f;
 }
 
 // Packed B panel: pb[k * NR + c] = op(B)[p0 + k, j0 + c], zero columns past N.
@@ -138,12 +147,17 @@ void pack_b_panel(bool tB, const float* B, int64_t ldb, int64_t p0, int64_t kc, 
       }
     }
   } else {
-    for (int64_t c = 0; c < nr; c++) {
-      const float* src = B + (j0 + c) * ldb + p0;
-      for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = src[k];
+    // A transpose: 8 k at a time, so the writes stay within a 1 KB stretch of the panel.
+    constexpr int64_t KB = 8;
+    for (int64_t k0 = 0; k0 < kc; k0 += KB) {
+      const int64_t kb = std::min(KB, kc - k0);
+      for (int64_t c = 0; c < nr; c++) {
+        const float* src = B + (j0 + c) * ldb + p0 + k0;
+        for (int64_t k = 0; k < kb; k++) dst[(k0 + k) * NR + c] = src[k];
+      }
+      for (int64_t c = nr; c < NR; c++)
+        for (int64_t k = 0; k < kb; k++) dst[(k0 + k) * NR + c] = 0.0f;
     }
-    for (int64_t c = nr; c < NR; c++)
-      for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = 0.0f;
   }
 }
 
@@ -224,10 +238,13 @@ void sgemm_blocked(bool tA, bool tB, int64_t M, int64_t N, int64_t K, float alph
       for (int64_t pc = 0; pc < K; pc += KC) {
         const int64_t kc = std::min(KC, K - pc);
         const float beta_k = pc == 0 ? beta : 1.0f;  // later K blocks accumulate
-#pragma omp for schedule(static)
-        for (int64_t p = 0; p < panels; p++)
-          pack_a_panel(tA, A, lda, ic + p * MR, std::min<int64_t>(MR, mc - p * MR), pc, kc,
-                       pa + p * MR * kc);
+#ifdef _OPENMP
+        const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
+#else
+        const int64_t nt = 1, me = 0;
+#endif
+        pack_a_panels(tA, A, lda, ic, mc, panels * me / nt, panels * (me + 1) / nt, pc, kc, pa);
+#pragma omp barrier
         int64_t packed_block = -1;
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < nblocks * msplit; t++) {

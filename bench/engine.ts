@@ -1,0 +1,187 @@
+// `npm run bench -- engine [--json] [options]`: GFLOP/s of the matrix products of
+// GPT-2 small (tokens 2048, C 768) — QKV, attention projection, MLP up and down,
+// and the LM head against V = 50257 — forward (y = x W^T, W stored [out, in] as
+// torch's nn.Linear) and the two backward products (dX = dY W, dW = dY^T X), with
+// 1 and 2 threads, for the project's own kernels and for the BLAS where one is
+// compiled in; and the same products in PyTorch, measured in the same run by
+// bench/torch_gemm.py when a Python with torch is found (ratio_vs_torch).
+//
+// Options: --reps N (most timed runs per product, default 5), --min-seconds S
+// (keep timing a product until S seconds or N runs, default 1), --tokens T (2048),
+// --lm-tokens T (rows of the LM-head products, default 512 to keep the run short),
+// --threads 1,2, --python PATH, --no-torch.
+// Each figure is the best run; the median is shown beside it, as the machine may be shared.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { native } from '../src/native.js';
+import { repoRoot } from '../src/util/paths.js';
+import { Reporter, type BenchOptions } from './report.js';
+
+interface Product {
+  name: string;
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+}
+
+interface Settings {
+  reps: number;
+  minSeconds: number;
+  tokens: number;
+  lmTokens: number;
+  threads: number[];
+  python: string | null;
+  torch: boolean;
+}
+
+const DEFAULTS: Settings = { reps: 5, minSeconds: 1, tokens: 2048, lmTokens: 512, threads: [1, 2], python: null, torch: true };
+
+function parseArgs(args: string[]): Settings {
+  const s: Settings = { ...DEFAULTS, threads: [...DEFAULTS.threads] };
+  const positive = (flag: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n <= 0) throw new Error(`bench engine: ${flag} needs a positive number, got '${v ?? ''}'`);
+    return n;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === 'engine') continue;
+    if (a === '--reps') s.reps = Math.round(positive(a, args[++i]));
+    else if (a === '--min-seconds') s.minSeconds = positive(a, args[++i]);
+    else if (a === '--tokens') s.tokens = Math.round(positive(a, args[++i]));
+    else if (a === '--lm-tokens') s.lmTokens = Math.round(positive(a, args[++i]));
+    else if (a === '--threads') s.threads = (args[++i] ?? '').split(',').map((t) => Math.round(positive(a, t)));
+    else if (a === '--python') s.python = args[++i] ?? null;
+    else if (a === '--no-torch') s.torch = false;
+    else throw new Error(`bench engine: unknown option '${a}' (have --reps, --min-seconds, --tokens, --lm-tokens, --threads, --python, --no-torch)`);
+  }
+  return s;
+}
+
+/** The three products of one linear layer x [T, inp] -> y [T, out] with W [out, inp]. */
+function linearProducts(layer: string, T: number, inp: number, out: number): Product[] {
+  return [
+    { name: `gemm ${layer} ${T}x${out}x${inp} fwd`, M: T, N: out, K: inp, transA: false, transB: true },
+    { name: `gemm ${layer} ${T}x${inp}x${out} dX`, M: T, N: inp, K: out, transA: false, transB: false },
+    { name: `gemm ${layer} ${out}x${inp}x${T} dW`, M: out, N: inp, K: T, transA: true, transB: false },
+  ];
+}
+
+function gpt2Products(s: Settings): Product[] {
+  const C = 768, V = 50257;
+  return [
+    ...linearProducts('qkv', s.tokens, C, 3 * C),
+    ...linearProducts('proj', s.tokens, C, C),
+    ...linearProducts('mlp_up', s.tokens, C, 4 * C),
+    ...linearProducts('mlp_down', s.tokens, 4 * C, C),
+    ...linearProducts('lm_head', s.lmTokens, C, V),
+  ];
+}
+
+const flops = (p: Product) => 2 * p.M * p.N * p.K;
+
+interface Timing {
+  best: number;
+  median: number;
+}
+
+function randomArray(n: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = Math.random() * 2 - 1;
+  return a;
+}
+
+function timeOwn(p: Product, s: Settings): Timing {
+  const A = randomArray(p.M * p.K), B = randomArray(p.K * p.N), C = new Float32Array(p.M * p.N);
+  const lda = p.transA ? p.M : p.K, ldb = p.transB ? p.K : p.N;
+  const run = () => native.gemm(p.transA, p.transB, p.M, p.N, p.K, 1, A, lda, B, ldb, 0, C, p.N);
+  run(); // warm-up: first touch of C, thread pool start, packing buffers
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < s.reps && (times.length < 2 || performance.now() - start < s.minSeconds * 1000)) {
+    const t0 = performance.now();
+    run();
+    times.push((performance.now() - t0) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return { best: times[0], median: times[Math.floor(times.length / 2)] };
+}
+
+function findPython(s: Settings): string | null {
+  const candidates = s.python ? [s.python] : ['/work/venv/bin/python', 'python3'];
+  for (const py of candidates) {
+    const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
+    if (r.status === 0) return py;
+  }
+  return null;
+}
+
+/** torch's GFLOP/s keyed by `${name}|${threads}`, or null with a printed note when torch is missing. */
+function torchBaseline(products: Product[], s: Settings): Map<string, Timing> | null {
+  if (!s.torch) return null;
+  const py = findPython(s);
+  if (!py) {
+    console.error('bench engine: no Python with torch found (tried --python, /work/venv/bin/python, python3); skipping the PyTorch baseline');
+    return null;
+  }
+  const spec = { threads: s.threads, min_seconds: s.minSeconds, max_reps: s.reps, products };
+  const r = spawnSync(py, [join(repoRoot, 'bench', 'torch_gemm.py')], {
+    input: JSON.stringify(spec), encoding: 'utf8', timeout: 1_800_000, maxBuffer: 1 << 24,
+  });
+  if (r.status !== 0) {
+    console.error(`bench engine: bench/torch_gemm.py failed (status ${r.status}): ${r.stderr || r.error?.message}; skipping the PyTorch baseline`);
+    return null;
+  }
+  const out = new Map<string, Timing>();
+  for (const line of r.stdout.split('\n')) {
+    if (!line.trim()) continue;
+    const m = JSON.parse(line) as { name: string; threads: number; seconds: number; median: number };
+    out.set(`${m.name}|${m.threads}`, { best: m.seconds, median: m.median });
+  }
+  return out;
+}
+
+export async function run(opts: BenchOptions): Promise<void> {
+  const s = parseArgs(opts.args);
+  const products = gpt2Products(s);
+  const rep = new Reporter(opts);
+  const torch = torchBaseline(products, s);
+  const blas = native.capability.blas;
+  const backends: Array<'own' | 'blas'> = blas === 'own' ? ['own'] : ['own', 'blas'];
+  const defaultBackend = native.getGemmBackend();
+  const totals = new Map<string, { flops: number; seconds: number; torch: number }>();
+
+  for (const threads of s.threads) {
+    native.setThreads(threads);
+    for (const p of products) {
+      const t = torch?.get(`${p.name}|${threads}`);
+      for (const backend of backends) {
+        native.setGemmBackend(backend);
+        const ours = timeOwn(p, s);
+        const gflops = flops(p) / ours.best * 1e-9;
+        const label = backend === 'own' ? `own-${native.capability.simd}` : blas;
+        const figures: Record<string, number | string> = { gflops, ms: ours.best * 1e3, median_ms: ours.median * 1e3 };
+        if (t) figures.torch_gflops = flops(p) / t.best * 1e-9;
+        rep.add({ name: `${p.name} ${label} ${threads}t`, figures, ratio_vs_torch: t ? t.best / ours.best : undefined });
+        const key = `${threads}|${label}`;
+        const tot = totals.get(key) ?? { flops: 0, seconds: 0, torch: 0 };
+        tot.flops += flops(p);
+        tot.seconds += ours.best;
+        tot.torch += t ? t.best : NaN;
+        totals.set(key, tot);
+      }
+    }
+  }
+  for (const [key, tot] of totals) {
+    const [threads, label] = key.split('|');
+    const figures: Record<string, number | string> = { gflops: tot.flops / tot.seconds * 1e-9, ms: tot.seconds * 1e3 };
+    const haveTorch = Number.isFinite(tot.torch);
+    if (haveTorch) figures.torch_gflops = tot.flops / tot.torch * 1e-9;
+    rep.add({ name: `gemm all ${products.length} products (sum of best times) ${label} ${threads}t`, figures,
+      ratio_vs_torch: haveTorch ? tot.torch / tot.seconds : undefined });
+  }
+  native.setGemmBackend(defaultBackend === 'own' ? 'own' : 'blas');
+  rep.finish(`engine: matrix products of GPT-2 small (tokens ${s.tokens}, LM head ${s.lmTokens} tokens), GFLOP/s, best of up to ${s.reps} runs; default backend ${defaultBackend}`);
+}
