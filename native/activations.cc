@@ -16,7 +16,6 @@ inline float sigmoid1(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
 
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kGeluCubic = 0.044715f;
-constexpr float kInvSqrt2 = 0.7071067811865476f;
 constexpr float kInvSqrt2Pi = 0.3989422804014327f;
 
 }  // namespace
@@ -61,8 +60,12 @@ void gelu(float* out, const float* a, bool approximate, int64_t n) {
       return x * sigmoid1(2.0f * u);
     });
   } else {
-    // 0.5 (1 + erf(z)) = 0.5 erfc(-z) keeps full precision in the negative tail.
-    map1(out, a, n, [](float x) { return 0.5f * x * std::erfc(-x * kInvSqrt2); });
+    // Phi(x) from the upper tail keeps full precision for negative x, where
+    // 0.5 (1 + erf(x / sqrt2)) would cancel.
+    map1(out, a, n, [](float x) {
+      const float tail = normal_tail(x, gauss(x));
+      return x * (x >= 0.0f ? 1.0f - tail : tail);
+    });
   }
 }
 
@@ -77,9 +80,10 @@ void gelu_backward(float* dinp, const float* a, const float* dout, bool approxim
     });
   } else {
     map2(dinp, a, dout, n, [](float x, float g) {
-      float cdf = 0.5f * std::erfc(-x * kInvSqrt2);
-      float pdf = kInvSqrt2Pi * exp_fast(-0.5f * x * x);
-      return g * (cdf + x * pdf);
+      const float e = gauss(x);
+      const float tail = normal_tail(x, e);
+      const float cdf = x >= 0.0f ? 1.0f - tail : tail;
+      return g * (cdf + x * kInvSqrt2Pi * e);
     });
   }
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "parallel.h"
+#include "vecmath.h"
 
 namespace quartet {
 
@@ -21,18 +22,34 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, doubl
   const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
   const float step_size = static_cast<float>(lr / bc1);
   const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-#pragma omp parallel for simd if (n >= kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    const float g = grad[i];
-    float p = param[i] * decay;
-    // torch's lerp with weight < 0.5: m + w (g - m).
-    const float mi = m[i] + w1 * (g - m[i]);
-    const float vi = v[i] * b2 + w2 * g * g;
-    const float denom = std::sqrt(vi) / bc2_sqrt + eps_f;
-    p = p - step_size * (mi / denom);
-    m[i] = mi;
-    v[i] = vi;
-    param[i] = p;
+  // Blocks of kBlock elements: update m and v, take the square roots of v with
+  // sqrt_inplace (a plain sqrtf loop does not vectorise), then update the parameter.
+  constexpr int64_t kBlock = 512;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for if (n >= kParallelMin) schedule(static)
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    const int64_t i0 = blk * kBlock;
+    const int64_t len = i0 + kBlock < n ? kBlock : n - i0;
+    float* pb = param + i0;
+    const float* gb = grad + i0;
+    float* mb = m + i0;
+    float* vb = v + i0;
+    float root[kBlock];
+#pragma omp simd
+    for (int64_t j = 0; j < len; j++) {
+      const float g = gb[j];
+      // torch's lerp with weight < 0.5: m + w (g - m).
+      mb[j] = mb[j] + w1 * (g - mb[j]);
+      const float vj = vb[j] * b2 + w2 * g * g;
+      vb[j] = vj;
+      root[j] = vj;
+    }
+    sqrt_inplace(root, len);
+#pragma omp simd
+    for (int64_t j = 0; j < len; j++) {
+      const float denom = root[j] / bc2_sqrt + eps_f;
+      pb[j] = pb[j] * decay - step_size * (mb[j] / denom);
+    }
   }
 }
 

@@ -1,3 +1,5 @@
+// Vectorisable float math for the kernels' hot loops.
+//
 // exp for float written so that GCC vectorises it inside `omp simd` loops (libm's
 // expf is a scalar call and would dominate softmax and log-prob rows of 50k logits).
 // Cephes' expf scheme: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-7 polynomial,
@@ -5,8 +7,13 @@
 // overflow round correctly. Relative error about 1 ulp; exp(-inf) = 0, exp(inf) =
 // inf, NaN propagates.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+
+#if defined(__AVX512F__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace quartet {
 
@@ -45,6 +52,51 @@ static inline float exp_fast(float x) {
   int32_t n1 = n >> 1;
   int32_t n2 = n - n1;
   return p * bits_to_float((n1 + 127) << 23) * bits_to_float((n2 + 127) << 23);
+}
+
+// exp(-x^2 / 2). x^2 is split exactly into h + l with an fma, so the rounding of x*x
+// (which grows with x^2 once inside the exp) costs nothing: exp(-h/2) (1 - l/2).
+#pragma omp declare simd notinbranch
+static inline float gauss(float x) {
+  const float h = x * x;
+  const float l = std::fma(x, x, -h);
+  return exp_fast(-0.5f * h) * (1.0f - 0.5f * l);
+}
+
+// The standard normal upper tail Phi(-|x|) = erfc(|x| / sqrt2) / 2, given g = gauss(x).
+// erfc(z) = exp(-z^2) t Q(t) with t = 1 / (1 + z/2), Q a degree-10 minimax fit (relative
+// error) of erfcx(z) / t over all z >= 0 (Lawson-weighted least squares on Chebyshev
+// nodes of t, in float64). Relative error about 1.5e-7 in float, in the far tail too, where
+// 1 - Phi(|x|) would cancel.
+#pragma omp declare simd notinbranch
+static inline float normal_tail(float x, float g) {
+  const float z = (x < 0.0f ? -x : x) * 0.70710678118654752f;
+  const float t = 1.0f / (1.0f + 0.5f * z);
+  float q = 0.0424655378f;
+  q = q * t - 0.231397837f;
+  q = q * t + 0.487270921f;
+  q = q * t - 0.448190838f;
+  q = q * t + 0.127895623f;
+  q = q * t - 0.0575583465f;
+  q = q * t + 0.0930782631f;
+  q = q * t + 0.175366923f;
+  q = q * t + 0.246881098f;
+  q = q * t + 0.282093853f;
+  q = q * t + 0.282094806f;
+  return 0.5f * g * t * q;
+}
+
+// x[i] = sqrt(x[i]) for n floats. sqrtf's errno branch (for negative input) keeps GCC
+// from vectorising a plain loop unless -fno-math-errno, so the vector instruction is
+// used directly where the target has one. Correctly rounded either way.
+static inline void sqrt_inplace(float* x, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_sqrt_ps(_mm512_loadu_ps(x + i)));
+#elif defined(__AVX__)
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
+#endif
+  for (; i < n; i++) x[i] = std::sqrt(x[i]);
 }
 
 }  // namespace quartet
