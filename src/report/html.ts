@@ -100,11 +100,15 @@ table { border-collapse: collapse; }
 .note { color: #555; max-width: 820px; font-size: 14px; line-height: 1.4; }
 `;
 
+/** A broken metrics file can have a problem on every line; the page lists the first ones. */
+const maxProblems = 50;
+
 /** The whole page as HTML text. */
 export function renderReport(input: ReportInput): string {
   const problems = input.problems.length === 0 ? '' : [
     '<div class="problems"><p><b>Problems met while reading the run</b> (these lines or fields were skipped):</p><ul>',
-    ...input.problems.map((p) => `<li>${esc(p)}</li>`),
+    ...input.problems.slice(0, maxProblems).map((p) => `<li>${esc(p)}</li>`),
+    input.problems.length > maxProblems ? `<li>... and ${input.problems.length - maxProblems} more</li>` : '',
     '</ul></div>',
   ].join('\n');
   const charts = input.charts.length === 0

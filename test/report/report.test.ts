@@ -89,6 +89,10 @@ t.test('a run with no metrics or summary still gets a report', async (t) => {
   t.match(html, /The run recorded no sample answers\./);
   t.match(html, /Wall time per PPO step<\/th><td colspan="3">—</);
   t.throws(() => writeReport(join(dir, 'nope')), /run directory .*nope does not exist/);
+  writeFileSync(join(dir, 'metrics.jsonl'), 'x\n'.repeat(80));
+  const broken = writeReport(dir);
+  t.equal(broken.problems.length, 81, 'every bad line is returned');
+  t.match(readFileSync(broken.html, 'utf8'), /<li>\.\.\. and 31 more<\/li>/, 'the page lists the first 50');
 });
 
 t.test('goldSummary and writeSummary make a summary the report reads', async (t) => {
