@@ -1,0 +1,75 @@
+// `npm run bench -- runtime [--json]`: the runtime's transport through its
+// whole stack (protocol encode/decode, ROUTER/DEALER, role server), against
+// a fixture role process pinned to one core.
+// - round trip of a small request (ping), p50 and p99, over ipc and tcp (CURVE);
+// - throughput of 1, 16 and 64 MB f32 tensors: one way (the role answers with
+//   the size only) and echoed back, over ipc and tcp (CURVE).
+// Bars: p50 round trip < 150 us; 64 MB one way over ipc >= 2 GB/s.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Coordinator } from '../src/runtime/coordinator.js';
+import type { RoleHandle } from '../src/runtime/handles.js';
+import { readNodeKeys } from '../src/runtime/curve.js';
+import { runNode } from '../src/runtime/remote-agent.js';
+import { Reporter, type BenchOptions } from './report.js';
+
+const ROLE = 'test/fixtures/roles/echo.js';
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+async function latency(r: Reporter, transport: string, role: RoleHandle): Promise<void> {
+  for (let i = 0; i < 300; i++) await role.call('ping');
+  const n = 3000;
+  const us: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await role.call('ping');
+    us.push(Number(process.hrtime.bigint() - t0) / 1e3);
+  }
+  us.sort((a, b) => a - b);
+  const p50 = percentile(us, 0.5);
+  r.add({ name: `round trip small (ping) ${transport}`, figures: { p50_us: p50, p99_us: percentile(us, 0.99), n, bar: transport === 'ipc' ? (p50 < 150 ? 'p50<150us ok' : 'p50<150us MISSED') : '' } });
+}
+
+async function throughput(r: Reporter, transport: string, role: RoleHandle): Promise<void> {
+  for (const mb of [1, 16, 64]) {
+    const n = (mb * 1024 * 1024) / 4;
+    const data = new Float32Array(n).fill(1.25);
+    const tensors = { x: { dtype: 'f32' as const, shape: [n], data } };
+    const reps = mb === 1 ? 200 : mb === 16 ? 30 : 10;
+    for (const [method, ways] of [['sink', 1], ['echo', 2]] as const) {
+      await role.call(method, { tensors });
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < reps; i++) await role.call(method, { tensors });
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      const gbps = (ways * reps * mb * 1024 * 1024) / s / 1e9;
+      const bar = transport === 'ipc' && mb === 64 && method === 'sink' ? (gbps >= 2 ? '>=2GB/s ok' : '>=2GB/s MISSED') : '';
+      r.add({ name: `${mb} MB ${method === 'sink' ? 'one way' : 'echoed'} ${transport}`, figures: { gb_per_s: gbps, ms_per_call: (s / reps) * 1e3, reps, bar } });
+    }
+  }
+}
+
+export async function run(opts: BenchOptions): Promise<void> {
+  const r = new Reporter(opts);
+  const runDir = mkdtempSync(join(tmpdir(), 'qbench-'));
+  const rt = await Coordinator.open({ runDir, listen: 'tcp://127.0.0.1:*' });
+  const node = runNode({ coordinator: rt.tcpEndpoint!, keys: readNodeKeys(rt.nodeKeysFile!), name: 'loopback', log: () => {} });
+  try {
+    await rt.start({
+      local: { replicas: 1, devices: ['cpu'], module: ROLE },
+      remote: { replicas: 1, devices: ['cpu'], module: ROLE, node: 'loopback' },
+    });
+    await latency(r, 'ipc', rt.role('local', 0));
+    await latency(r, 'tcp+curve', rt.role('remote', 0));
+    await throughput(r, 'ipc', rt.role('local', 0));
+    await throughput(r, 'tcp+curve', rt.role('remote', 0));
+  } finally {
+    await rt.shutdown();
+    await node;
+    rmSync(runDir, { recursive: true, force: true });
+  }
+  r.finish('runtime: a fixture role process on cpu 1 (tcp is CURVE-encrypted, as the runtime uses it across machines)');
+}
