@@ -238,3 +238,30 @@ t.test('RNG: reproducible from a seed, restorable state, sane moments', async (t
   tt.same(T.dropout(T.ones([64]), 0.5, new T.Rng(9)).toArray(), d1, 'dropout reproducible from the rng');
   tt.ok(d1.every((x) => x === 0 || x === 2), 'inverted dropout scales kept values by 1/(1-p)');
 });
+
+t.test('the documented head layout (one permute, split into views) equals split + three permutes, gradients included', async (tt) => {
+  const [B, Tn, NH, HS] = [2, 3, 2, 4];
+  const C = NH * HS;
+  const x = T.param(T.randn([B, Tn, 3 * C], new T.Rng(8)));
+  const r = T.randn([B, NH, Tn, HS], new T.Rng(9));
+  const viaViews = () => {
+    const [q, k, v] = T.split(T.permute(T.reshape(x, [B, Tn, 3, NH, HS]), [2, 0, 3, 1, 4]), [1, 1, 1], 0)
+      .map((t) => T.reshape(t, [B, NH, Tn, HS]));
+    return T.attention(q, k, v, { causal: true });
+  };
+  const viaSplit = () => {
+    const [q, k, v] = T.split(x, [C, C, C], -1).map((t) => T.permute(T.reshape(t, [B, Tn, NH, HS]), [0, 2, 1, 3]));
+    return T.attention(q, k, v, { causal: true });
+  };
+  const run = (f: () => T.Tensor) => T.tidy(() => {
+    const o = f();
+    T.sum(T.mul(o, r)).backward();
+    const g = x.grad!.toArray();
+    T.zeroGrad([x]);
+    return { o: o.toArray(), g };
+  });
+  const a = run(viaViews);
+  const b = run(viaSplit);
+  tt.same(a.o, b.o);
+  tt.same(a.g, b.g);
+});
