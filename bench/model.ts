@@ -1,0 +1,169 @@
+// `npm run bench -- model [--json] [--threads N] [--config tiny,gpt2-small] [--only train,gen]`:
+// training-step tokens/s (forward + backward + AdamW) and KV-cache generation
+// tokens/s of the GPT-2 stack, side by side with the plain-PyTorch GPT-2 of
+// ../shared/bench/torch_ref.py run in the same process tree with the same
+// thread count, plus each side's peak resident memory.
+//
+// Every measurement runs in a fresh child process (this file with --worker for
+// Quartet, torch_ref.py for PyTorch) so that peak RSS belongs to that one
+// measurement; the two sides alternate. Same shapes as torch_ref: tiny (4
+// layers, 4 heads, C 256, V 8192, T 256, B 8) and gpt2-small (12/12/768,
+// V 50257, T 256, B 4); AdamW(lr 3e-4, betas 0.9/0.95, wd 0.1); generation
+// batch 8, prompt 64, 64 new tokens, greedy, median of 3.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Reporter, type BenchOptions } from './report.js';
+
+const exec = promisify(execFile);
+
+const CONFIGS: Record<string, { layers: number; heads: number; hidden: number; vocab: number; seq: number; batch: number; steps: number }> = {
+  tiny: { layers: 4, heads: 4, hidden: 256, vocab: 8192, seq: 256, batch: 8, steps: 10 },
+  'gpt2-small': { layers: 12, heads: 12, hidden: 768, vocab: 50257, seq: 256, batch: 4, steps: 3 },
+};
+const GEN = { batch: 8, prompt: 64, newTokens: 64, reps: 3 };
+const TORCH_REF = '/work/shared/bench/torch_ref.py';
+const PYTHONS = ['/work/venv/bin/python', '/usr/bin/python3'];
+
+interface WorkerResult {
+  tokens_per_s: number;
+  step_ms?: number;
+  total_ms?: number;
+  peak_rss_mb: number;
+}
+
+/** One measurement of Quartet, in this process (called in a child with --worker). */
+async function worker(kind: string, config: string, threads: number): Promise<WorkerResult> {
+  const { native } = await import('../src/native.js');
+  const { normaliseConfig } = await import('../src/models/config.js');
+  const { initConfigJson, initParams } = await import('../src/models/init.js');
+  const { Transformer } = await import('../src/models/transformer.js');
+  const { generate } = await import('../src/models/generate.js');
+  const { AdamW, Rng, crossEntropy, fromI32, reshape, tidy, zeroGrad } = await import('../src/tensor/index.js');
+  native.setThreads(threads);
+  const c = CONFIGS[config];
+  const cfg = normaliseConfig(initConfigJson({ modelType: 'gpt2', layers: c.layers, hidden: c.hidden, heads: c.heads, vocab: c.vocab, maxPositions: Math.max(c.seq, GEN.prompt + GEN.newTokens) }));
+  const model = new Transformer(cfg, initParams(cfg, 1234));
+  model.dropoutEnabled = false;
+  const rng = new Rng(1);
+  const randomIds = (n: number) => Int32Array.from({ length: n }, () => rng.int(c.vocab));
+  if (kind === 'train') {
+    const { batch: B, seq: T } = c;
+    const opt = new AdamW(model.parameters(), { lr: 3e-4, betas: [0.9, 0.95], weightDecay: 0.1, eps: 1e-8 });
+    const times: number[] = [];
+    for (let s = 0; s < 1 + c.steps; s++) {
+      const ids = fromI32(randomIds(B * T), [B, T]);
+      const labels = fromI32(randomIds(B * T), [B * T]);
+      const t0 = performance.now();
+      const loss = tidy(() => crossEntropy(reshape(model.forward(ids), [B * T, c.vocab]), labels));
+      zeroGrad(model.parameters());
+      loss.backward();
+      opt.step();
+      loss.dispose();
+      if (s > 0) times.push(performance.now() - t0);
+      ids.dispose();
+      labels.dispose();
+    }
+    const step = times.reduce((a, b) => a + b, 0) / times.length;
+    return { tokens_per_s: (B * T) / (step / 1000), step_ms: step, peak_rss_mb: process.resourceUsage().maxRSS / 1024 };
+  }
+  const { batch: B, prompt: P, newTokens: N } = GEN;
+  const prompt = randomIds(B * P);
+  generate(model, prompt, null, B, P, { maxNewTokens: 4, eosTokenId: null });
+  const runs: number[] = [];
+  for (let r = 0; r < GEN.reps; r++) {
+    const t0 = performance.now();
+    generate(model, prompt, null, B, P, { maxNewTokens: N, eosTokenId: null });
+    runs.push(performance.now() - t0);
+  }
+  runs.sort((a, b) => a - b);
+  const total = runs[Math.floor(runs.length / 2)];
+  return { tokens_per_s: (B * N) / (total / 1000), total_ms: total, peak_rss_mb: process.resourceUsage().maxRSS / 1024 };
+}
+
+async function quartet(kind: string, config: string, threads: number): Promise<WorkerResult> {
+  const self = fileURLToPath(import.meta.url);
+  const { stdout } = await exec(process.execPath, [self, '--worker', kind, config, String(threads)], { maxBuffer: 1 << 20 });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as WorkerResult;
+}
+
+async function findTorch(): Promise<string | null> {
+  if (!existsSync(TORCH_REF)) return null;
+  for (const py of PYTHONS) {
+    if (!existsSync(py)) continue;
+    try {
+      await exec(py, ['-c', 'import torch']);
+      return py;
+    } catch {
+      // no torch in this interpreter
+    }
+  }
+  return null;
+}
+
+/** torch_ref.py's figures for one measurement, with the peak RSS of its measuring child process. */
+async function torch(py: string, kind: string, config: string, threads: number): Promise<WorkerResult> {
+  // torch_ref re-executes itself per thread count; the peak RSS of that child is what we want.
+  const wrapper = [
+    'import resource, runpy, sys',
+    `sys.argv = [${JSON.stringify(TORCH_REF)}, '--threads', '${threads}', '--bench', '${kind}', '--config', '${config}']`,
+    'try:',
+    `    runpy.run_path(${JSON.stringify(TORCH_REF)}, run_name='__main__')`,
+    'except SystemExit:',
+    '    pass',
+    'print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)',
+  ].join('\n');
+  const { stdout } = await exec(py, ['-c', wrapper], { maxBuffer: 1 << 22 });
+  const lines = stdout.split('\n');
+  const rec = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, number | string>).find((r) => r.bench === kind && r.config === config);
+  const peak = lines.find((l) => l.startsWith('PEAK_RSS_KB'));
+  if (!rec || !peak) throw new Error(`bench model: torch_ref.py gave no ${kind} result for ${config}:\n${stdout.slice(-2000)}`);
+  return { tokens_per_s: rec.tokens_per_s as number, step_ms: rec.step_ms as number | undefined, total_ms: rec.total_ms as number | undefined, peak_rss_mb: Number(peak.split(/\s+/)[1]) / 1024 };
+}
+
+function option(args: string[], name: string, fallback: string): string {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : fallback;
+}
+
+export async function run(opts: BenchOptions): Promise<void> {
+  const threads = Number(option(opts.args, '--threads', '2'));
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`bench model: --threads must be a positive integer`);
+  const configs = option(opts.args, '--config', 'tiny,gpt2-small').split(',');
+  const kinds = option(opts.args, '--only', 'train,gen').split(',');
+  for (const c of configs) if (!CONFIGS[c]) throw new Error(`bench model: unknown config '${c}' (have: ${Object.keys(CONFIGS).join(', ')})`);
+  for (const k of kinds) if (k !== 'train' && k !== 'gen') throw new Error(`bench model: unknown measurement '${k}' (train, gen)`);
+  const rep = new Reporter(opts);
+  const py = await findTorch();
+  if (!py) console.error(`bench model: no python with torch (tried ${PYTHONS.join(', ')}) or no ${TORCH_REF}: the PyTorch baseline is skipped`);
+  for (const config of configs) {
+    for (const kind of kinds) {
+      const q = await quartet(kind, config, threads);
+      const t = py ? await torch(py, kind, config, threads) : null;
+      const unit = kind === 'train' ? 'train tokens/s (fwd+bwd+AdamW)' : `gen tokens/s (KV cache, B ${GEN.batch}, ${GEN.prompt}+${GEN.newTokens})`;
+      rep.add({
+        name: `${config} ${unit}`,
+        figures: { threads, tokens_per_s: q.tokens_per_s, torch_tokens_per_s: t?.tokens_per_s ?? '-' },
+        ...(t ? { ratio_vs_torch: q.tokens_per_s / t.tokens_per_s } : {}),
+      });
+      rep.add({
+        name: `${config} ${kind} peak RSS MB (torch/quartet: higher is better)`,
+        figures: { threads, quartet_mb: q.peak_rss_mb, torch_mb: t?.peak_rss_mb ?? '-' },
+        ...(t ? { ratio_vs_torch: t.peak_rss_mb / q.peak_rss_mb } : {}),
+      });
+    }
+  }
+  rep.finish(`model: Quartet GPT-2 stack vs plain PyTorch (${threads} threads; bars: train >= 1.2x, gen >= 2x, memory ratio >= 1)`);
+}
+
+if (process.argv[2] === '--worker' && process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [, , , kind, config, threads] = process.argv;
+  worker(kind, config, Number(threads)).then(
+    (r) => console.log(JSON.stringify(r)),
+    (err) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}
