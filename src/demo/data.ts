@@ -5,10 +5,10 @@
 //
 // Folder layout:
 //   tokenizer/tokenizer.json, tokenizer/tokenizer_config.json
-//   pretrain.jsonl      {"text": document}            one line per document
-//   sft.jsonl           {"prompt", "chosen"}          DeepSpeed-Chat fields
-//   rm_prompts.jsonl    {"prompt"}
-//   eval_prompts.jsonl  {"prompt", "reference"}
+//   pretrain.jsonl      {"text": document}      one line per document
+//   sft.jsonl           {"prompt", "chosen"}    DeepSpeed-Chat fields; chosen is
+//   rm_prompts.jsonl    {"prompt", "chosen"}    the corpus's own continuation
+//   eval_prompts.jsonl  {"prompt", "chosen"}
 //   manifest.json       the options that made the folder
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,11 +54,12 @@ export interface DemoData {
   tokenizerDir: string;
   /** Pre-training documents as plain text. */
   pretrainTexts: string[];
+  /** Step 1 examples. */
   sft: SftExample[];
-  rmPrompts: string[];
-  evalPrompts: string[];
-  /** The corpus's own continuations of the evaluation prompts. */
-  evalReferences: string[];
+  /** Prompts for sampling preference pairs (step 2) and for PPO (step 3). */
+  rm: SftExample[];
+  /** Held-out prompts for the before/after evaluation. */
+  eval: SftExample[];
   /** True when the folder was read back rather than made. */
   cached: boolean;
 }
@@ -90,16 +91,18 @@ function readJsonl<T>(path: string): T[] {
   });
 }
 
+function readExamples(path: string): SftExample[] {
+  return readJsonl<{ prompt: string; chosen: string }>(path).map((r) => ({ prompt: r.prompt, answer: r.chosen }));
+}
+
 function readBack(dir: string, tokenizerDir: string): DemoData {
-  const evalRows = readJsonl<{ prompt: string; reference: string }>(join(dir, 'eval_prompts.jsonl'));
   return {
     dir,
     tokenizerDir,
     pretrainTexts: readJsonl<{ text: string }>(join(dir, 'pretrain.jsonl')).map((r) => r.text),
-    sft: readJsonl<{ prompt: string; chosen: string }>(join(dir, 'sft.jsonl')).map((r) => ({ prompt: r.prompt, answer: r.chosen })),
-    rmPrompts: readJsonl<{ prompt: string }>(join(dir, 'rm_prompts.jsonl')).map((r) => r.prompt),
-    evalPrompts: evalRows.map((r) => r.prompt),
-    evalReferences: evalRows.map((r) => r.reference),
+    sft: readExamples(join(dir, 'sft.jsonl')),
+    rm: readExamples(join(dir, 'rm_prompts.jsonl')),
+    eval: readExamples(join(dir, 'eval_prompts.jsonl')),
     cached: true,
   };
 }
@@ -147,12 +150,13 @@ export function prepareDemoData(dir: string, options: Partial<DemoDataOptions> =
     opts.seed,
     { ...defaultPromptOptions, maxAnswerTokens: opts.maxAnswerTokens, maxPromptTokens: opts.maxPromptTokens, countTokens: (s) => tk.encode(s).ids.length },
   );
-  log(`demo data: ${sets.sft.length} SFT examples, ${sets.rmPrompts.length} reward-model prompts, ${sets.evalPrompts.length} evaluation prompts in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  log(`demo data: ${sets.sft.length} SFT examples, ${sets.rm.length} reward-model prompts, ${sets.eval.length} evaluation prompts in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   writeJsonl(join(dir, 'pretrain.jsonl'), pretrainTexts.map((text) => ({ text })));
-  writeJsonl(join(dir, 'sft.jsonl'), sets.sft.map((e) => ({ prompt: e.prompt, chosen: e.answer })));
-  writeJsonl(join(dir, 'rm_prompts.jsonl'), sets.rmPrompts.map((prompt) => ({ prompt })));
-  writeJsonl(join(dir, 'eval_prompts.jsonl'), sets.evalPrompts.map((prompt, i) => ({ prompt, reference: sets.evalReferences[i] })));
+  const rows = (examples: SftExample[]) => examples.map((e) => ({ prompt: e.prompt, chosen: e.answer }));
+  writeJsonl(join(dir, 'sft.jsonl'), rows(sets.sft));
+  writeJsonl(join(dir, 'rm_prompts.jsonl'), rows(sets.rm));
+  writeJsonl(join(dir, 'eval_prompts.jsonl'), rows(sets.eval));
   writeFileSync(manifestPath, manifest);
   return { dir, tokenizerDir, pretrainTexts, ...sets, cached: false };
 }

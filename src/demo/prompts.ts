@@ -90,11 +90,9 @@ export interface DemoPromptSets {
   /** Step 1: prompt + reference answer. */
   sft: SftExample[];
   /** Step 2: prompts whose two sampled answers the gold scorer labels; step 3 reuses them for PPO. */
-  rmPrompts: string[];
-  /** Before/after evaluation, from held-out documents. */
-  evalPrompts: string[];
-  /** The reference continuations of the evaluation prompts (for showing beside the policy's). */
-  evalReferences: string[];
+  rm: SftExample[];
+  /** Before/after evaluation, from held-out documents (the answers are the corpus's own continuations). */
+  eval: SftExample[];
 }
 
 /** Draws the demo's prompt sets from a corpus split; exact counts, or an error naming the one that fell short. */
@@ -112,10 +110,5 @@ export function makeDemoPrompts(
   if (held.length < counts.eval) {
     throw new Error(`makeDemoPrompts: only ${held.length} held-out sentences fit, but eval asks for ${counts.eval}`);
   }
-  return {
-    sft: train.slice(0, counts.sft),
-    rmPrompts: train.slice(counts.sft).map((e) => e.prompt),
-    evalPrompts: held.map((e) => e.prompt),
-    evalReferences: held.map((e) => e.answer),
-  };
+  return { sft: train.slice(0, counts.sft), rm: train.slice(counts.sft), eval: held };
 }

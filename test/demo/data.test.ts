@@ -17,8 +17,8 @@ t.test('demo data is made once, then read back from the folder', async (t) => {
     t.ok(existsSync(join(dir, f)), f);
   }
   t.equal(a.sft.length, 40);
-  t.equal(a.rmPrompts.length, 30);
-  t.equal(a.evalPrompts.length, 16);
+  t.equal(a.rm.length, 30);
+  t.equal(a.eval.length, 16);
   t.ok(a.pretrainTexts.length > 400);
   const config = JSON.parse(readFileSync(join(dir, 'tokenizer/tokenizer_config.json'), 'utf8'));
   t.equal(config.model_max_length, 64);
@@ -29,12 +29,16 @@ t.test('demo data is made once, then read back from the folder', async (t) => {
   t.equal(tk.decode(tk.encode(full).ids), full);
   t.ok(a.sft.every((e) => tk.encode(e.prompt).ids.length + tk.encode(e.answer).ids.length + 1 <= 64), 'prompt + answer + end token fit the context');
 
+  for (const f of ['sft.jsonl', 'rm_prompts.jsonl', 'eval_prompts.jsonl']) {
+    const rows = readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    t.ok(rows.every((r) => typeof r.prompt === 'string' && typeof r.chosen === 'string' && r.chosen.startsWith(' ')), `${f}: DeepSpeed-Chat prompt/chosen rows`);
+  }
   const b = prepareDemoData(dir, small);
   t.equal(b.cached, true);
   t.same({ ...b, cached: false }, a, 'read back exactly');
   const c = prepareDemoData(dir, { ...small, evalPrompts: 8 });
   t.equal(c.cached, false, 'other options remake the folder');
-  t.equal(c.evalPrompts.length, 8);
+  t.equal(c.eval.length, 8);
 });
 
 t.test('bad options are named', async (t) => {

@@ -33,19 +33,18 @@ t.test('demo prompt sets: sizes, limits, disjoint, seeded', async (t) => {
   const counts = { sft: 300, rm: 200, eval: 128 };
   const a = makeDemoPrompts(split, counts, 5, opts);
   t.equal(a.sft.length, 300);
-  t.equal(a.rmPrompts.length, 200);
-  t.equal(a.evalPrompts.length, 128);
-  t.equal(a.evalReferences.length, 128);
-  t.ok(a.sft.every((e) => opts.countTokens(e.answer) <= 24 && opts.countTokens(e.prompt) <= 32), 'every example within the token limits');
+  t.equal(a.rm.length, 200);
+  t.equal(a.eval.length, 128);
+  t.ok([...a.sft, ...a.rm, ...a.eval].every((e) => opts.countTokens(e.answer) <= 24 && opts.countTokens(e.prompt) <= 32), 'every example within the token limits');
   const sftPrompts = new Set(a.sft.map((e) => e.prompt));
-  t.notOk(a.rmPrompts.some((p) => sftPrompts.has(p)), 'rm prompts are not sft prompts');
+  t.notOk(a.rm.some((e) => sftPrompts.has(e.prompt)), 'rm prompts are not sft prompts');
   const heldText = split.heldOut.flatMap((d) => d.paragraphs.flat()).join('\n');
-  for (const [i, p] of a.evalPrompts.slice(0, 20).entries()) {
-    const start = p.slice('Human: Continue this: '.length, -' Assistant:'.length);
-    t.ok(heldText.includes(start + a.evalReferences[i]), `eval prompt ${i} comes from a held-out sentence`);
+  for (const [i, e] of a.eval.slice(0, 20).entries()) {
+    const start = e.prompt.slice('Human: Continue this: '.length, -' Assistant:'.length);
+    t.ok(heldText.includes(start + e.answer), `eval prompt ${i} comes from a held-out sentence`);
   }
   const b = makeDemoPrompts(split, counts, 5, opts);
   t.same(b, a, 'same seed, same sets');
-  t.not(makeDemoPrompts(split, counts, 6, opts).evalPrompts[0], a.evalPrompts[0], 'another seed, other prompts');
+  t.not(makeDemoPrompts(split, counts, 6, opts).eval[0].prompt, a.eval[0].prompt, 'another seed, other prompts');
   t.throws(() => makeDemoPrompts(split, { sft: 1, rm: 1, eval: 100_000 }, 5, opts), /only \d+ held-out sentences fit, but eval asks for 100000/);
 });
