@@ -103,4 +103,8 @@ t.test('AdamW and clipping check their input', async (tt) => {
   tt.same(p.grad.toArray(), [3, 4, 0]);
   opt.zeroGrad();
   tt.equal(p.grad, null);
+  const q = T.param(T.ones([2, 2]));
+  q.grad = T.tensor([1, NaN, 0, 0], [2, 2]);
+  tt.ok(Number.isNaN(T.clipGradNorm([p, q], 1)), 'a NaN norm is returned by default');
+  tt.throws(() => T.clipGradNorm([p, q], 1, { errorIfNonfinite: true }), /clipGradNorm: the total gradient norm is NaN; non-finite gradients in parameters \[2, 2\]/);
 });

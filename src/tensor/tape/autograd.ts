@@ -91,6 +91,10 @@ export function noGrad<T>(fn: () => T): T {
  */
 export function record<A>(op: string, outputs: Tensor | Tensor[], inputs: (Tensor | null)[], save: Tensor[],
   owned: Tensor[], attrs: A): Node<A> | null {
+  if (!gradMode) {
+    for (const t of owned) t.dispose();
+    return null;
+  }
   let any = false;
   const needs = new Array<boolean>(inputs.length);
   for (let i = 0; i < inputs.length; i++) {
@@ -98,7 +102,7 @@ export function record<A>(op: string, outputs: Tensor | Tensor[], inputs: (Tenso
     needs[i] = t !== null && t.requiresGrad;
     any ||= needs[i];
   }
-  if (!gradMode || !any) {
+  if (!any) {
     for (const t of owned) t.dispose();
     return null;
   }
