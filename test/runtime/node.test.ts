@@ -4,11 +4,12 @@
 // places a role there and calls it. Without root or `ip netns`, the same over
 // loopback.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Coordinator } from '../../src/runtime/coordinator.js';
-import { repoRoot } from '../../src/util/paths.js';
+import { distPath, repoRoot } from '../../src/util/paths.js';
 import { alive, cpusAllowed, processesMentioning, tempRunDir, waitFor } from './helpers.js';
 
 const ECHO = 'test/fixtures/roles/echo.js';
@@ -93,4 +94,22 @@ t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
   t.notOk(alive(pid));
   t.same(processesMentioning(endpoint), [], 'no remote role is left');
   t.same(processesMentioning(runDir), [], 'no local role is left');
+});
+
+t.test('kill -9 the coordinator: the node agent and its roles exit within a few seconds', async (t) => {
+  const runDir = tempRunDir(t);
+  const coord = spawn(process.execPath, [distPath('test/fixtures/roles/coordinator-main.js'), runDir, 'tcp://127.0.0.1:*'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: coord.stdout! })[Symbol.asyncIterator]();
+  const { endpoint, keys } = JSON.parse((await lines.next()).value) as { endpoint: string; keys: string };
+  const agent = spawn(process.execPath, [join(repoRoot, 'bin/quartet.js'), 'node', '--coordinator', endpoint, '--keys', keys, '--name', 'remote'], { stdio: 'ignore' });
+  t.teardown(() => {
+    for (const c of [coord, agent]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const p of [...processesMentioning(endpoint), ...processesMentioning(runDir)]) process.kill(p, 'SIGKILL');
+  });
+  const { pids } = JSON.parse((await lines.next()).value) as { pids: number[] };
+  t.ok([...pids, agent.pid!].every(alive), 'the local role, the agent and the remote role are up');
+  coord.kill('SIGKILL');
+  const took = await waitFor('the agent and every role to exit', () => ![...pids, agent.pid!].some(alive), 6000);
+  t.pass(`all gone ${took} ms after the coordinator was killed`);
+  t.same(processesMentioning(endpoint), []);
 });

@@ -20,7 +20,8 @@ async function pidOf(rt: Coordinator, role: string): Promise<number> {
 
 t.test('restarts by policy', async (t) => {
   const runDir = tempRunDir(t);
-  const rt = await startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO, restart: { maxRestarts: 4 } } }, { runDir, ...fast });
+  const echoed: string[] = [];
+  const rt = await startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO, restart: { maxRestarts: 4 } } }, { runDir, ...fast, echo: (l) => echoed.push(l) });
   t.teardown(() => rt.shutdown());
   const reward = rt.role('reward', 0);
 
@@ -40,6 +41,7 @@ t.test('restarts by policy', async (t) => {
   t.test('a crash mid-request: same', async (t) => {
     await t.rejects(reward.call('crash'), { code: 'role_died', retriable: true, message: /exited with code 3/ });
     t.equal((await reward.call('echo', { meta: { ok: 1 } })).meta.ok, 1);
+    t.ok(echoed.includes('[reward/0] fixture: crashing on request'), 'role output is echoed with its [role/replica] prefix');
   });
 
   t.test('a frozen process (SIGSTOP) is found by its silence and replaced', async (t) => {
