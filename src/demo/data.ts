@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { documentText, loadBrown, splitCorpus } from './corpus.js';
 import { trainBpe } from './bpe.js';
+import { BpeEncoder } from './bpe-encoder.js';
 import { writeJsonl } from './pairs.js';
 import { defaultPromptOptions, makeDemoPrompts, type SftExample } from './prompts.js';
 import { writeTokenizer } from './tokenizer-json.js';
@@ -143,12 +144,12 @@ export function prepareDemoData(dir: string, options: Partial<DemoDataOptions> =
   log(`demo data: byte-level BPE with ${opts.vocabSize} tokens trained in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   t0 = performance.now();
-  const tk = loadTokenizer(tokenizerDir);
+  const encoder = new BpeEncoder(JSON.parse(readFileSync(join(tokenizerDir, 'tokenizer.json'), 'utf8')));
   const sets = makeDemoPrompts(
     split,
     { sft: opts.sftExamples, rm: opts.rmPrompts, eval: opts.evalPrompts },
     opts.seed,
-    { ...defaultPromptOptions, maxAnswerTokens: opts.maxAnswerTokens, maxPromptTokens: opts.maxPromptTokens, countTokens: (s) => tk.encode(s).ids.length },
+    { ...defaultPromptOptions, maxAnswerTokens: opts.maxAnswerTokens, maxPromptTokens: opts.maxPromptTokens, countTokens: (s) => encoder.encode(s).length },
   );
   log(`demo data: ${sets.sft.length} SFT examples, ${sets.rm.length} reward-model prompts, ${sets.eval.length} evaluation prompts in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
