@@ -119,7 +119,13 @@ defineRule<AttnAttrs>('attention', (n, [g]) => {
   const dv = empty(v.shape);
   native.attentionBackward(dq.f32, dk.f32, dv.f32, g!.f32, q.f32, k.f32, v.f32, out.f32, lse.f32,
     mask === null ? null : mask.f32, B, NH, NKV, Tq, Tk, HS, scale, causal);
-  return [n.needs[0] ? dq : (dq.dispose(), null), n.needs[1] ? dk : (dk.dispose(), null), n.needs[2] ? dv : (dv.dispose(), null)];
+  // The kernel computes all three; hand back only those asked for.
+  const grads = [dq, dk, dv];
+  return grads.map((g, i) => {
+    if (n.needs[i]) return g;
+    g.dispose();
+    return null;
+  });
 });
 
 /** Attention over the first Tk positions of a KV cache k, v [B, NKV, cap, HS] (generation; no gradient).

@@ -2,22 +2,24 @@
 // and the shapes involved.
 import { fmtShape, type Tensor, type Shape } from '../tensor.js';
 
-/** Throws unless t is a live f32 tensor; returns its data. */
-export function f32(op: string, name: string, t: Tensor): Float32Array {
+/** Throws unless t is a tensor that was not disposed (either dtype). */
+export function live(op: string, t: Tensor, name = 'x'): void {
   if (t === null || typeof t !== 'object' || !(t as { isTensor?: boolean }).isTensor) {
     throw new Error(`${op}: ${name} must be a Tensor, got ${t === null ? 'null' : typeof t}`);
   }
   if (t.disposed) throw new Error(`${op}: ${name} ${fmtShape(t.shape)} was disposed`);
+}
+
+/** Throws unless t is a live f32 tensor; returns its data. */
+export function f32(op: string, name: string, t: Tensor): Float32Array {
+  live(op, t, name);
   if (t.dtype !== 'f32') throw new Error(`${op}: ${name} must be f32, got ${t.dtype} ${fmtShape(t.shape)}`);
   return t.data as Float32Array;
 }
 
 /** Throws unless t is a live i32 tensor; returns its data. */
 export function i32(op: string, name: string, t: Tensor): Int32Array {
-  if (t === null || typeof t !== 'object' || !(t as { isTensor?: boolean }).isTensor) {
-    throw new Error(`${op}: ${name} must be a Tensor, got ${t === null ? 'null' : typeof t}`);
-  }
-  if (t.disposed) throw new Error(`${op}: ${name} ${fmtShape(t.shape)} was disposed`);
+  live(op, t, name);
   if (t.dtype !== 'i32') throw new Error(`${op}: ${name} must be i32, got ${t.dtype} ${fmtShape(t.shape)}`);
   return t.data as Int32Array;
 }
