@@ -10,12 +10,15 @@ const path = require('path');
 
 const triplet = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' }[process.arch] || '';
 
-// BLIS first: its OpenMP variant shares the addon's OpenMP thread pool, where
-// OpenBLAS's pthreads would keep a second pool spinning beside it.
+// OpenBLAS first: measured in native/lab/gemm_lab.cc on this project's machines
+// (AMD Zen 5, one thread), Debian's OpenBLAS 0.3.21 runs its AVX2 kernels at
+// about 118 GFLOP/s where Debian's BLIS 0.9.0 falls back to generic code at about
+// 40. (The own AVX-512 kernels reach about 210 and are the default there; see
+// native/gemm.cc.)
 const candidates = [];
 for (const [name, define, lib, variants] of [
-  ['blis', 'QUARTET_BLAS_BLIS', 'blis', ['blis-openmp', 'blis-pthread', 'blis-serial', 'blis']],
   ['openblas', 'QUARTET_BLAS_OPENBLAS', 'openblas', ['openblas-openmp', 'openblas-pthread', 'openblas-serial', 'openblas']],
+  ['blis', 'QUARTET_BLAS_BLIS', 'blis', ['blis-openmp', 'blis-pthread', 'blis-serial', 'blis']],
 ]) {
   for (const v of variants) {
     for (const [inc, libdir] of [

@@ -1,11 +1,13 @@
 // Matrix products (native/gemm.h): dispatch between a BLAS, where the build found
 // one (native/detect-blas.cjs), and the project's own kernels (gemm_own.cc).
 //
-// Which one runs by default: measured in native/lab/gemm_lab.cc and
-// bench/engine.ts, the own AVX-512 kernel beats Debian's OpenBLAS 0.3.21 and
-// BLIS 0.9.0 by 2-5x on this project's machines (neither library has kernels
-// for the newest cores), so an AVX-512 build runs its own kernel unless told
-// otherwise; builds without AVX-512 prefer the BLAS's hand-written assembly.
+// Which one runs by default, from native/lab/gemm_lab.cc on this project's
+// machines (AMD Zen 5, one thread, GPT-2 shapes, CPU time): the own AVX-512
+// kernel about 180-220 GFLOP/s, Debian's OpenBLAS 0.3.21 about 115-120 (it
+// runs AVX2 kernels on this CPU), Debian's BLIS 0.9.0 about 40 (generic code).
+// So an AVX-512 build runs its own kernel unless told otherwise. Built for AVX2
+// only, the own kernel (about 110-119) is level with OpenBLAS, and the BLAS's
+// hand-written assembly, tuned for more CPUs than ours, is preferred there.
 #include "gemm.h"
 
 #include <climits>
