@@ -1,0 +1,71 @@
+// The actor role (docs/roles.md): the policy's hybrid engine, generation and
+// training on the same weights.
+import { serveRole } from '../src/runtime/role-server.js';
+import { take, takeSeqs } from '../src/training/batch.js';
+import { PolicyEngine } from '../src/training/policy.js';
+import { metaNumber, stepSettings } from '../src/training/settings.js';
+import { checkpointMethods, f32Out, i32Out, roleSetup } from './engine-role.js';
+
+await serveRole((ctx) => {
+  const options = roleSetup(ctx);
+  const engine = PolicyEngine.load(options);
+  const gen = (ctx.args.generation ?? {}) as Record<string, unknown>;
+  const clipDefault = typeof ctx.args.clipRange === 'number' ? ctx.args.clipRange : 0.2;
+  const ptxDefault = typeof ctx.args.ptxCoef === 'number' ? ctx.args.ptxCoef : 0;
+  // Without meta.seed, each call samples with the next seed after the run's.
+  let calls = 0;
+  return {
+    methods: {
+      generate: (req) => {
+        const op = 'generate';
+        const prompts = takeSeqs(op, req.tensors, 'prompt_ids', 'prompt_mask');
+        const started = performance.now();
+        const g = engine.generate(prompts, {
+          maxNewTokens: metaNumber(op, req.meta, 'maxNewTokens', gen.maxNewTokens as number | undefined, 1),
+          temperature: metaNumber(op, req.meta, 'temperature', (gen.temperature as number | undefined) ?? 1, 0),
+          topK: metaNumber(op, req.meta, 'topK', (gen.topK as number | undefined) ?? 0, 0),
+          topP: metaNumber(op, req.meta, 'topP', (gen.topP as number | undefined) ?? 1, 0),
+          seed: metaNumber(op, req.meta, 'seed', options.seed + ++calls),
+        });
+        let tokens = 0;
+        for (let b = 0; b < prompts.B; b++) for (let t = prompts.T; t < g.T; t++) tokens += g.mask[b * g.T + t];
+        return {
+          tensors: { ids: i32Out(g.ids, [prompts.B, g.T]), mask: i32Out(g.mask, [prompts.B, g.T]) },
+          metrics: { gen_time: (performance.now() - started) / 1000, gen_tokens: tokens },
+        };
+      },
+      logprobs: (req) => {
+        const s = takeSeqs('logprobs', req.tensors, 'ids', 'mask', 2);
+        return { tensors: { logprobs: f32Out(engine.logprobs(s), [s.B, s.T - 1]) } };
+      },
+      train_sft: (req) => {
+        const s = takeSeqs('train_sft', req.tensors, 'ids', 'mask', 2);
+        const lossMask = take('train_sft', req.tensors, 'loss_mask', 'f32', [s.B, s.T]) as Float32Array;
+        const r = engine.trainSft(s, lossMask, stepSettings('train_sft', req.meta));
+        return { metrics: { loss: r.loss, grad_norm: r.gradNorm, tokens: r.tokens, skipped: r.skipped ? 1 : 0 } };
+      },
+      eval_sft: (req) => {
+        const s = takeSeqs('eval_sft', req.tensors, 'ids', 'mask', 2);
+        const lossMask = take('eval_sft', req.tensors, 'loss_mask', 'f32', [s.B, s.T]) as Float32Array;
+        const r = engine.evalSft(s, lossMask);
+        return { metrics: { loss: r.loss, tokens: r.tokens } };
+      },
+      train_ppo: (req) => {
+        const op = 'train_ppo';
+        const s = takeSeqs(op, req.tensors, 'ids', 'mask', 2);
+        const at = (name: string) => take(op, req.tensors, name, 'f32', [s.B, s.T - 1]) as Float32Array;
+        const ptx = req.tensors.ptx_ids ? takeSeqs(op, req.tensors, 'ptx_ids', 'ptx_mask', 2) : null;
+        const r = engine.trainPpo(
+          { ...s, oldLogprobs: at('old_logprobs'), advantages: at('advantages'), actionMask: at('action_mask') },
+          { ...stepSettings(op, req.meta), clipRange: metaNumber(op, req.meta, 'clipRange', clipDefault, 0), ptxCoef: metaNumber(op, req.meta, 'ptxCoef', ptxDefault, 0) },
+          ptx,
+        );
+        return {
+          metrics: { policy_loss: r.policyLoss, clip_frac: r.clipFrac, approx_kl: r.approxKl, ptx_loss: r.ptxLoss, grad_norm: r.gradNorm, skipped: r.skipped ? 1 : 0 },
+        };
+      },
+      ...checkpointMethods(engine),
+    },
+    stats: () => ({ parameters: engine.model.parameters().reduce((n, p) => n + p.size, 0) }),
+  };
+});

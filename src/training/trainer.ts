@@ -1,0 +1,125 @@
+// What the three trainable engines share: a model, AdamW over
+// DeepSpeed-Chat's parameter groups (decay on weights, none on biases and
+// norms, LoRA adapters at their own rate), one optimizer step per training
+// call with the call's lr and weight decay and global-norm clipping, and
+// save/load of a Hugging Face folder with the optimizer state beside it.
+import { readConfig } from '../models/config.js';
+import { readWeights, saveModel } from '../models/checkpoint.js';
+import { optimizerGroups } from '../models/lora.js';
+import type { NamedArray } from '../models/safetensors.js';
+import type { Transformer } from '../models/transformer.js';
+import { AdamW, clipGradNorm, gradNorm, type Tensor, zeroGrad } from '../tensor/index.js';
+import type { EngineOptions } from './options.js';
+import { loadOptimizerState, saveOptimizerState } from './optimizer-state.js';
+import type { StepSettings } from './settings.js';
+
+export interface StepResult {
+  gradNorm: number;
+  /** The step was skipped because the gradient norm was not finite. */
+  skipped: boolean;
+}
+
+type GroupKind = 'decay' | 'noDecay' | 'lora';
+
+export class Trainer {
+  readonly optimizer: AdamW;
+  private readonly kinds: GroupKind[];
+
+  constructor(readonly model: Transformer, readonly options: EngineOptions) {
+    // optimizerGroups puts the placeholder decay 1 on the groups that decay; the call's value replaces it.
+    const groups = optimizerGroups(model, { weightDecay: 1, loraLr: options.lora?.lr });
+    const lora = new Set<Tensor>([...model.lora.values()].flatMap((a) => [a.A, a.B]));
+    this.kinds = groups.map((g) => (lora.has(g.params[0]) ? 'lora' : g.weightDecay === 0 ? 'noDecay' : 'decay'));
+    this.optimizer = new AdamW(groups);
+  }
+
+  /** The trainable parameters with their names, in optimizer order. */
+  namedParams(): { name: string; shape: readonly number[]; t: Tensor }[] {
+    const names = new Map<Tensor, string>(this.model.namedParameters().map(([n, t]) => [t, n]));
+    return this.optimizer.params().map((t) => ({ name: names.get(t)!, shape: t.shape, t }));
+  }
+
+  /**
+   * Clips the accumulated gradients, sets the call's lr and decay and takes
+   * one AdamW step (skipped when the norm is NaN or infinite), then zeroes them.
+   */
+  step(s: StepSettings): StepResult {
+    const params = this.optimizer.params();
+    const norm = s.gradClip > 0 ? clipGradNorm(params, s.gradClip) : gradNorm(params);
+    const skipped = !Number.isFinite(norm);
+    if (!skipped) {
+      const base = this.options.baseLr;
+      this.optimizer.groups.forEach((g, i) => {
+        const kind = this.kinds[i];
+        // The LoRA rate follows the call's schedule factor lr / baseLr (as a torch scheduler scales every group).
+        g.lr = kind === 'lora' ? this.options.lora!.lr * (base ? s.lr / base : 1) : s.lr;
+        g.weightDecay = kind === 'noDecay' ? 0 : s.weightDecay;
+      });
+      this.optimizer.step();
+    }
+    zeroGrad(params);
+    return { gradNorm: norm, skipped };
+  }
+
+  /** Frees gradients left by a failed call, so the next call starts clean. */
+  clearGrads(): void {
+    zeroGrad(this.optimizer.params());
+  }
+
+  /**
+   * A Hugging Face folder (LoRA merged in, value head beside the base
+   * tensors, tokenizer files copied from the source model) and, when asked,
+   * the optimizer state with the unmerged LoRA tensors beside it.
+   */
+  save(dir: string, withOptimizer: boolean): void {
+    saveModel(this.model, dir, { tokenizerFrom: this.options.model });
+    if (!withOptimizer) return;
+    const extra: NamedArray[] = [];
+    for (const [name, a] of this.model.lora) {
+      const w = this.model.p(`${name}.w`);
+      extra.push({ name: `lora.${name}.A`, shape: [...a.A.shape], data: a.A.f32 }, { name: `lora.${name}.B`, shape: [...a.B.shape], data: a.B.f32 },
+        { name: `base.${name}.w`, shape: [...w.shape], data: w.f32 });
+    }
+    saveOptimizerState(dir, this.optimizer.stateDict(), this.namedParams(), extra);
+  }
+
+  /**
+   * Loads a folder saved by save() into this engine's tensors in place (the
+   * optimizer keeps its references). Without optimizer state, LoRA adapters
+   * restart at zero on top of the merged weights, which the model then equals.
+   */
+  load(dir: string, withOptimizer: boolean): void {
+    const cfg = readConfig(dir);
+    const w = readWeights(dir, cfg);
+    const copyInto = (name: string, dst: Tensor, src: { shape: readonly number[]; data: Float32Array }) => {
+      if (dst.shape.join(',') !== src.shape.join(',')) throw new Error(`load: ${dir}: parameter '${name}' is [${src.shape}], this engine's model has [${dst.shape}]`);
+      dst.f32.set(src.data);
+    };
+    for (const [name, p] of this.model.params) {
+      const src = w.params.get(name);
+      if (!src) throw new Error(`load: ${dir} has no parameter '${name}' (is it the same model family and size?)`);
+      copyInto(name, p, src);
+    }
+    if (this.model.valueHead) {
+      if (!w.valueHead) throw new Error(`load: ${dir} has no v_head.weight, and this engine's model has a value head`);
+      copyInto('v_head', this.model.valueHead, { shape: this.model.valueHead.shape, data: w.valueHead });
+    }
+    this.clearGrads();
+    if (!withOptimizer) {
+      for (const a of this.model.lora.values()) a.B.f32.fill(0);
+      return;
+    }
+    const { sd, extra } = loadOptimizerState(dir, this.namedParams());
+    for (const [name, a] of this.model.lora) {
+      const get = (key: string) => {
+        const v = extra.get(key);
+        if (!v) throw new Error(`load: ${dir}: optimizer state lacks '${key}' for the LoRA adapter on '${name}'`);
+        return v;
+      };
+      a.A.f32.set(get(`lora.${name}.A`));
+      a.B.f32.set(get(`lora.${name}.B`));
+      this.model.p(`${name}.w`).f32.set(get(`base.${name}.w`));
+    }
+    this.optimizer.loadStateDict(sd);
+  }
+}
