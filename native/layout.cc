@@ -9,7 +9,9 @@
 namespace quartet {
 
 // The shape is padded to 6 axes with leading size-1 axes; the output is walked in
-// order as runs along its last axis, each run read from inp with that axis' stride.
+// order as rows along its last axis, each read from inp with that axis' stride. Rows
+// are handed out in chunks; a chunk finds its first source offset by division, then
+// steps an odometer over the outer axes (no division per row).
 void permute(float* out, const float* inp, const int64_t* shape, const int* perm, int ndim) {
   constexpr int D = kMaxPermuteDims;
   int64_t in_stride[D];
@@ -29,19 +31,34 @@ void permute(float* out, const float* inp, const int64_t* shape, const int* perm
   const int64_t inner = dim[D - 1];
   const int64_t inner_stride = stride[D - 1];
   const int64_t outer = total / inner;
+  constexpr int64_t kRowsPerChunk = 64;
+  const int64_t chunks = (outer + kRowsPerChunk - 1) / kRowsPerChunk;
 #pragma omp parallel for if (total >= kParallelMin) schedule(static)
-  for (int64_t o = 0; o < outer; o++) {
+  for (int64_t ch = 0; ch < chunks; ch++) {
+    int64_t o = ch * kRowsPerChunk;
+    const int64_t o1 = o + kRowsPerChunk < outer ? o + kRowsPerChunk : outer;
+    int64_t idx[D - 1];
     int64_t rest = o, src = 0;
     for (int i = D - 2; i >= 0; i--) {
-      src += (rest % dim[i]) * stride[i];
+      idx[i] = rest % dim[i];
       rest /= dim[i];
+      src += idx[i] * stride[i];
     }
-    float* dst = out + o * inner;
-    const float* from = inp + src;
-    if (inner_stride == 1) {
-      std::memcpy(dst, from, inner * sizeof(float));
-    } else {
-      for (int64_t j = 0; j < inner; j++) dst[j] = from[j * inner_stride];
+    for (; o < o1; o++) {
+      float* dst = out + o * inner;
+      const float* from = inp + src;
+      if (inner_stride == 1) {
+#pragma omp simd
+        for (int64_t j = 0; j < inner; j++) dst[j] = from[j];
+      } else {
+        for (int64_t j = 0; j < inner; j++) dst[j] = from[j * inner_stride];
+      }
+      for (int i = D - 2; i >= 0; i--) {
+        src += stride[i];
+        if (++idx[i] < dim[i]) break;
+        src -= idx[i] * stride[i];
+        idx[i] = 0;
+      }
     }
   }
 }
@@ -49,7 +66,10 @@ void permute(float* out, const float* inp, const int64_t* shape, const int* perm
 void gather_rows(float* out, const float* inp, const int32_t* idx, int64_t n_idx, int64_t C) {
 #pragma omp parallel for if (n_idx * C >= kParallelMin) schedule(static)
   for (int64_t i = 0; i < n_idx; i++) {
-    std::memcpy(out + i * C, inp + static_cast<int64_t>(idx[i]) * C, C * sizeof(float));
+    float* dst = out + i * C;
+    const float* src = inp + static_cast<int64_t>(idx[i]) * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) dst[c] = src[c];
   }
 }
 

@@ -29,26 +29,38 @@ static inline int32_t float_to_bits(float f) {
   return i;
 }
 
+// a * b + c in one rounding where the target has FMA (then GCC vectorises it to vfmadd);
+// two roundings on targets without, where a library fma would be slow.
+#pragma omp declare simd notinbranch
+static inline float fmadd(float a, float b, float c) {
+#ifdef FP_FAST_FMAF
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
 #pragma omp declare simd notinbranch
 static inline float exp_fast(float x) {
   // Past these bounds the result is 0 or inf anyway; clamping keeps n in range.
   // Comparisons with NaN are false, so NaN flows through to the result.
   float xc = x > 89.0f ? 89.0f : x;
   xc = xc < -104.0f ? -104.0f : xc;
-  // Round xc*log2(e) to the nearest integer with the 1.5*2^23 trick.
+  // Round xc*log2(e) to the nearest integer with the 1.5*2^23 trick. Explicit fmas: the
+  // build is ISO C++, where GCC does not contract a*b+c by itself.
   const float shifter = 12582912.0f;
-  float t = xc * 1.44269504088896341f + shifter;
+  float t = fmadd(xc, 1.44269504088896341f, shifter);
   int32_t n = float_to_bits(t) - float_to_bits(shifter);
   float nf = t - shifter;
-  float r = xc - nf * 0.693359375f;  // ln2 split in two for an exact product
-  r = r + nf * 2.12194440e-4f;
+  float r = fmadd(nf, -0.693359375f, xc);  // ln2 split in two for an exact product
+  r = fmadd(nf, 2.12194440e-4f, r);
   float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  p = fmadd(p, r, 1.3981999507e-3f);
+  p = fmadd(p, r, 8.3334519073e-3f);
+  p = fmadd(p, r, 4.1665795894e-2f);
+  p = fmadd(p, r, 1.6666665459e-1f);
+  p = fmadd(p, r, 5.0000001201e-1f);
+  p = fmadd(p, r * r, r) + 1.0f;
   int32_t n1 = n >> 1;
   int32_t n2 = n - n1;
   return p * bits_to_float((n1 + 127) << 23) * bits_to_float((n2 + 127) << 23);
@@ -56,10 +68,11 @@ static inline float exp_fast(float x) {
 
 // exp(-x^2 / 2). x^2 is split exactly into h + l with an fma, so the rounding of x*x
 // (which grows with x^2 once inside the exp) costs nothing: exp(-h/2) (1 - l/2).
+// (Without FMA hardware l is 0 and the correction is lost, nothing worse.)
 #pragma omp declare simd notinbranch
 static inline float gauss(float x) {
   const float h = x * x;
-  const float l = std::fma(x, x, -h);
+  const float l = fmadd(x, x, -h);
   return exp_fast(-0.5f * h) * (1.0f - 0.5f * l);
 }
 
@@ -73,16 +86,16 @@ static inline float normal_tail(float x, float g) {
   const float z = (x < 0.0f ? -x : x) * 0.70710678118654752f;
   const float t = 1.0f / (1.0f + 0.5f * z);
   float q = 0.0424655378f;
-  q = q * t - 0.231397837f;
-  q = q * t + 0.487270921f;
-  q = q * t - 0.448190838f;
-  q = q * t + 0.127895623f;
-  q = q * t - 0.0575583465f;
-  q = q * t + 0.0930782631f;
-  q = q * t + 0.175366923f;
-  q = q * t + 0.246881098f;
-  q = q * t + 0.282093853f;
-  q = q * t + 0.282094806f;
+  q = fmadd(q, t, -0.231397837f);
+  q = fmadd(q, t, 0.487270921f);
+  q = fmadd(q, t, -0.448190838f);
+  q = fmadd(q, t, 0.127895623f);
+  q = fmadd(q, t, -0.0575583465f);
+  q = fmadd(q, t, 0.0930782631f);
+  q = fmadd(q, t, 0.175366923f);
+  q = fmadd(q, t, 0.246881098f);
+  q = fmadd(q, t, 0.282093853f);
+  q = fmadd(q, t, 0.282094806f);
   return 0.5f * g * t * q;
 }
 
