@@ -4,7 +4,8 @@
 // r; for a few random elements of each input, the central difference
 // (L(x + h) - L(x - h)) / 2h in float32 is compared with the analytic
 // gradient: |fd - an| <= 3e-3 + 2e-2 |an|. Inputs stay clear of kinks
-// (relu at 0, clamp bounds, min/max ties) by at least 0.1 >> h.
+// (relu at 0, clamp bounds, min/max ties) by at least 0.1 >> h. A few
+// composed graphs (an MLP block, an attention block, a PPO loss) close the table.
 import t from 'tap';
 import * as T from '../../src/tensor/index.js';
 
@@ -112,6 +113,27 @@ const cases: Case[] = [
     run: ({ x, y }) => T.logprobs(x, y) },
   { name: 'crossEntropy', ops: ['logprobs', 'sum', 'affine'], inputs: { x: rnd(5, 7) }, consts: { y: ids(5, 7, true) },
     run: ({ x, y }) => T.crossEntropy(x, y) },
+  // Composed graphs: fan-out, views and several rules chained.
+  { name: 'composed: pre-norm MLP with residual', ops: [], inputs: { x: rnd(2, 1, 6), w: rnd(6), w1: rnd(10, 6), w2: rnd(6, 10) },
+    run: ({ x, w, w1, w2 }) => T.add(x, T.linear(T.gelu(T.linear(T.rmsNorm(x, w, 1e-6), w1), true), w2)) },
+  { name: 'composed: qkv views, rope, multi-head attention, output projection', ops: [],
+    inputs: { x: rnd(1, 3, 8), wqkv: rnd(24, 8), wo: rnd(8, 8) },
+    consts: { p: () => T.fromI32([2, 3, 4], [1, 3]), f: () => T.tensor([1, 0.3]) },
+    run: ({ x, wqkv, wo, p, f }) => {
+      const [q, k, v] = T.split(T.permute(T.reshape(T.linear(x, wqkv), [1, 3, 3, 2, 4]), [2, 0, 3, 1, 4]), [1, 1, 1], 0)
+        .map((t) => T.reshape(t, [1, 2, 3, 4]));
+      const rot = (t: T.Tensor) => T.permute(T.rope(T.permute(t, [0, 2, 1, 3]), p, f, 4, false), [0, 2, 1, 3]);
+      const o = T.attention(rot(q), rot(k), v, { causal: true });
+      return T.linear(T.reshape(T.permute(o, [0, 2, 1, 3]), [1, 3, 8]), wo);
+    } },
+  { name: 'composed: PPO clipped objective and value clipping', ops: [], inputs: { logits: rnd(5, 6), values: rnd(5) },
+    consts: { y: ids(5, 6), old: (rng) => T.affine(T.randn([5], rng), 0.3, -1.8), adv: rnd(5), m: () => T.tensor([1, 1, 0, 1, 1]) },
+    run: ({ logits, values, y, old, adv, m }) => {
+      const ratio = T.exp(T.sub(T.logprobs(logits, y), old));
+      const pg = T.maskedMean(T.maximum(T.mul(T.neg(adv), ratio), T.mul(T.neg(adv), T.clamp(ratio, 0.8, 1.2))), m);
+      const vc = T.clamp(values, -0.5, 0.5);
+      return T.add(pg, T.maskedSum(T.mul(vc, vc), m));
+    } },
 ];
 
 function lossOf(out: T.Tensor, r: Float32Array): number {
