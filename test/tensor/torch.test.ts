@@ -20,7 +20,9 @@ function check(tt: Tap, name: string, build: (p: (k: string) => T.Tensor, c: (k:
   };
   const c = (k: string) => get(f, k);
   T.tidy(() => {
-    const outs = build(p, c);
+    // Built in an inner tidy and differentiated after it ended: what the
+    // backward needs must survive the scope (tidy keeps the result's graph).
+    const outs = T.tidy(() => build(p, c));
     outs.loss.backward();
     for (const [k, v] of Object.entries(outs)) {
       const want = get(f, k === 'loss' ? 'loss' : k);

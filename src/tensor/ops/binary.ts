@@ -20,9 +20,9 @@ function broadcastRows(op: string, a: Tensor, b: Tensor): number {
   return bs.length === as.length ? 0 : a.size / Math.max(b.size, 1);
 }
 
-/** b repeated over `rows` rows. */
+/** b repeated over `rows` rows; untracked: the op's node owns it (or the op frees it). */
 function expand(b: Float32Array, rows: number): Tensor {
-  const out = empty([rows * b.length]);
+  const out = empty([rows * b.length], 'f32', false);
   native.fill(out.f32, 0);
   native.addRow(out.f32, out.f32, b, rows, b.length);
   return out;
@@ -153,9 +153,9 @@ export function div(a: Tensor, b: Tensor | number): Tensor {
   const bx = rows === 0 ? b : expand(bd, rows);
   const out = empty(a.shape);
   native.div(out.f32, ad, bx.f32);
-  // Saved: the (expanded) divisor and the quotient; d/db(a/b) = -(g/b) * (a/b).
-  const node = record<Bcast>('div', out, [a, b], [out], rows === 0 ? [] : [bx], { rows });
-  if (rows === 0 && node !== null) node.saved.push(b.view(b.shape, 0, b.size, false));
+  // Saved: the quotient and the (expanded) divisor; d/db(a/b) = -(g/b) * (a/b).
+  if (rows === 0) record<Bcast>('div', out, [a, b], [out, b], [], { rows });
+  else record<Bcast>('div', out, [a, b], [out], [bx], { rows });
   return out;
 }
 defineRule<Bcast>('div', (n, [g]) => {
@@ -186,8 +186,9 @@ function minmax(op: 'minimum' | 'maximum', a: Tensor, b: Tensor | number): Tenso
   const bx = rows === 0 ? b : expand(bd, rows);
   const out = empty(a.shape);
   (op === 'minimum' ? native.minimum : native.maximum)(out.f32, ad, bx.f32);
-  const node = record<Bcast>(op, out, [a, b], [a], rows === 0 ? [] : [bx], { rows });
-  if (rows === 0 && node !== null) node.saved.push(b.view(b.shape, 0, b.size, false));
+  // Saved: a and the (expanded) b.
+  if (rows === 0) record<Bcast>(op, out, [a, b], [a, b], [], { rows });
+  else record<Bcast>(op, out, [a, b], [a], [bx], { rows });
   return out;
 }
 
