@@ -38,6 +38,10 @@ struct ArgError {
   std::string message;
 };
 
+// A JavaScript exception is already pending (a getter of an argument threw): the
+// binding stops and lets that exception propagate unchanged.
+struct PendingJsException {};
+
 // A typed array argument: its element pointer (byteOffset applied by napi) and length.
 template <class T>
 struct Arr {
@@ -141,6 +145,7 @@ class Args {
     std::vector<int64_t> out;
     for (uint32_t j = 0; j < a.Length(); j++) {
       Napi::Value e = a.Get(j);
+      if (info_.Env().IsExceptionPending()) throw PendingJsException{};
       double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1.0;
       if (!(d >= 0 && d <= kMaxDim && std::floor(d) == d)) {
         range_error(arg(name) + "[" + std::to_string(j) +
@@ -860,6 +865,8 @@ Napi::Value dispatch(const Napi::CallbackInfo& info) {
     } else {
       Napi::TypeError::New(env, err.message).ThrowAsJavaScriptException();
     }
+  } catch (const PendingJsException&) {
+    // Propagates as it is.
   } catch (const std::bad_alloc&) {
     Napi::Error::New(env, std::string(e.name) + ": out of memory").ThrowAsJavaScriptException();
   }

@@ -140,7 +140,8 @@ export interface NativeAddon {
    *  out[n] = logits[n, labels[n]] - lse[n], lse[n] = logsumexp(logits[n, :]).
    *  A negative label is ignored: out[n] = 0 (lse[n] is still written). A label >= V throws. */
   logprobsForward(out: F32, lse: F32, logits: F32, labels: I32, N: number, V: number): void;
-  /** dlogits[n, v] = dout[n] * (onehot(labels[n])[v] - softmax(logits[n])[v]); zero rows for ignored labels. */
+  /** dlogits[n, v] = dout[n] * (onehot(labels[n])[v] - softmax(logits[n])[v]); zero rows for ignored labels.
+   *  In place allowed: dlogits may be logits itself, which saves an [N, V] buffer. */
   logprobsBackward(dlogits: F32, dout: F32, logits: F32, lse: F32, labels: I32, N: number, V: number): void;
 
   // ---- transformer pieces ----

@@ -91,6 +91,13 @@ for (const b of bad) {
   });
 }
 
+t.test('an exception thrown while reading an argument propagates unchanged', async (t) => {
+  const shape = [2, 3];
+  Object.defineProperty(shape, 0, { get() { throw new Error('boom from a getter'); } });
+  t.throws(() => native.permute(f(6), f(6), shape, [1, 0]), { message: 'boom from a getter' });
+  t.doesNotThrow(() => native.permute(f(6), f(6), [2, 3], [1, 0]), 'the addon works afterwards');
+});
+
 t.test('allowed edge cases do not throw', async (t) => {
   t.doesNotThrow(() => native.layerNormForward(f(8), f(2), f(2), f(8), f(4), null, 2, 4, 1e-5), 'null bias');
   t.doesNotThrow(() => native.add(f(0), f(0), f(0)), 'empty arrays');

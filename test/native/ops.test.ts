@@ -67,6 +67,16 @@ const checkers: Record<string, (t: Test, c: OpCase) => void> = {
     assertClose(t, 'out', out, c.f32('out'), EXACT);
     assertClose(t, 'dinp', dinp, c.f32('dinp'), EXACT);
   },
+  reluSpecial(t, c) {
+    const a = c.f32('a'), out = new Float32Array(a.length);
+    native.relu(out, a);
+    assertClose(t, 'out', out, c.f32('out'), EXACT);
+  },
+  clampSpecial(t, c) {
+    const a = c.f32('a'), out = new Float32Array(a.length);
+    native.clamp(out, a, num(c, 'lo'), num(c, 'hi'));
+    assertClose(t, 'out', out, c.f32('out'), EXACT);
+  },
   addRow(t, c) {
     const out = new Float32Array(c.f32('a').length);
     native.addRow(out, c.f32('a'), c.f32('b'), num(c, 'N'), num(c, 'C'));
@@ -172,6 +182,9 @@ const checkers: Record<string, (t: Test, c: OpCase) => void> = {
       }
     }
     assertClose(t, 'dlogits', dlogits, want, { rtol: 1e-5, atol: 1e-7 });
+    const inPlace = logits.slice();
+    native.logprobsBackward(inPlace, dout, inPlace, lse, labels, N, V);
+    assertClose(t, 'dlogits in place over logits', inPlace, dlogits, EXACT);
   },
   adamw(t, c) {
     const param = c.f32('param0'), grads = c.f32('grads'), n = param.length;
