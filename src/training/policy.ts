@@ -51,12 +51,19 @@ export interface PpoResult {
   skipped: boolean;
 }
 
-/** Weights of next-token targets, [B, T-1]: entry (b, t) is target token t+1's weight times its mask. */
+/**
+ * Weights of next-token targets, [B, T-1]: entry (b, t-1) is target token t's
+ * loss-mask weight when token t and the token before it are real (the first
+ * real token of a row has no context to be predicted from).
+ */
 function targetWeights(s: Seqs, lossMask: Float32Array | null): Float32Array {
   const { B, T } = s;
   const w = new Float32Array(B * (T - 1));
   for (let b = 0; b < B; b++) {
-    for (let t = 1; t < T; t++) w[b * (T - 1) + t - 1] = s.mask[b * T + t] * (lossMask ? lossMask[b * T + t] : 1);
+    for (let t = 1; t < T; t++) {
+      const i = b * T + t;
+      w[b * (T - 1) + t - 1] = s.mask[i] * s.mask[i - 1] * (lossMask ? lossMask[i] : 1);
+    }
   }
   return w;
 }
