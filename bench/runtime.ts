@@ -34,6 +34,12 @@ async function latency(r: Reporter, transport: string, role: RoleHandle): Promis
   r.add({ name: `round trip small (ping) ${transport}`, figures: { p50_us: p50, p99_us: percentile(us, 0.99), n, bar: transport === 'ipc' ? (p50 < 150 ? 'p50<150us ok' : 'p50<150us MISSED') : '' } });
 }
 
+/** The role process's CPU time so far (its `stats` report), in ms. */
+async function cpuMs(role: RoleHandle): Promise<number> {
+  const m = (await role.call('stats')).meta as { cpu_user_s: number; cpu_system_s: number };
+  return (m.cpu_user_s + m.cpu_system_s) * 1e3;
+}
+
 async function throughput(r: Reporter, transport: string, role: RoleHandle): Promise<void> {
   for (const mb of [1, 16, 64]) {
     const n = (mb * 1024 * 1024) / 4;
@@ -42,12 +48,18 @@ async function throughput(r: Reporter, transport: string, role: RoleHandle): Pro
     const reps = mb === 1 ? 200 : mb === 16 ? 30 : 10;
     for (const [method, ways] of [['sink', 1], ['echo', 2]] as const) {
       await role.call(method, { tensors });
+      const role0 = await cpuMs(role), own0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       for (let i = 0; i < reps; i++) await role.call(method, { tensors });
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      const own = process.cpuUsage(own0), roleCpu = (await cpuMs(role)) - role0;
       const gbps = (ways * reps * mb * 1024 * 1024) / s / 1e9;
       const bar = transport === 'ipc' && mb === 64 && method === 'sink' ? (gbps >= 2 ? '>=2GB/s ok' : '>=2GB/s MISSED') : '';
-      r.add({ name: `${mb} MB ${method === 'sink' ? 'one way' : 'echoed'} ${transport}`, figures: { gb_per_s: gbps, ms_per_call: (s / reps) * 1e3, reps, bar } });
+      r.add({
+        name: `${mb} MB ${method === 'sink' ? 'one way' : 'echoed'} ${transport}`,
+        // CPU per call on each side: a figure that a busy machine disturbs less than wall time.
+        figures: { gb_per_s: gbps, ms_per_call: (s / reps) * 1e3, coord_cpu_ms: (own.user + own.system) / 1e3 / reps, role_cpu_ms: roleCpu / reps, reps, bar },
+      });
     }
   }
 }

@@ -88,6 +88,7 @@ class Role:
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.linger = 1000
+        self.sock.sndbuf = self.sock.rcvbuf = 4 * 1024 * 1024  # fewer turns for large tensors
         if s["curve"]:
             server, public, secret = s["curve"]
             self.sock.curve_serverkey = server.encode()

@@ -18,7 +18,7 @@ import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './opt
 import { LOCAL_NODE, planPlacement, type Placement, type PlanInput, type ReplicaPlan } from './placement.js';
 import { decode, encode, RuntimeError, type Header, type Message, type Meta } from './protocol.js';
 import { RoleLog } from './role-log.js';
-import { SendQueue } from './send-queue.js';
+import { SendQueue, SOCKET_BUFFER_BYTES } from './send-queue.js';
 
 type ReplicaState = 'idle' | 'starting' | 'ready' | 'restarting' | 'stopped' | 'failed';
 
@@ -149,14 +149,15 @@ export class Coordinator implements Roles {
   }
 
   private async bind(): Promise<void> {
-    const local = new zmq.Router({ linger: 0, mandatory: true });
+    const buffers = { sendBufferSize: SOCKET_BUFFER_BYTES, receiveBufferSize: SOCKET_BUFFER_BYTES };
+    const local = new zmq.Router({ linger: 0, mandatory: true, ...buffers });
     await local.bind(this.ipcEndpoint);
     this.addEndpoint(local, this.ipcEndpoint);
     if (this.opts.listen) {
       this.keys = generateRunKeys();
       this.nodeKeysFile = writeNodeKeys(join(this.runDir, 'keys', 'node.json'), this.keys);
       await allowClients(this.zapDomain, [this.keys.node.publicKey], (addr) => this.note(`refused a tcp peer from ${addr}: its CURVE key is not this run's`));
-      const remote = new zmq.Router({ linger: 0, mandatory: true, curveServer: true, curveSecretKey: this.keys.server.secretKey, zapDomain: this.zapDomain });
+      const remote = new zmq.Router({ linger: 0, mandatory: true, ...buffers, curveServer: true, curveSecretKey: this.keys.server.secretKey, zapDomain: this.zapDomain });
       await remote.bind(this.opts.listen);
       this.tcpEndpoint = remote.lastEndpoint!;
       this.addEndpoint(remote, this.tcpEndpoint);

@@ -8,7 +8,7 @@
 import { hostname } from 'node:os';
 import * as zmq from 'zeromq';
 import { decode, encode, RuntimeError, type Message, type Meta, type Metrics } from './protocol.js';
-import { SendQueue } from './send-queue.js';
+import { SendQueue, SOCKET_BUFFER_BYTES } from './send-queue.js';
 import { readStartup, type RoleStartup } from './startup.js';
 import type { Tensors } from './wire.js';
 
@@ -73,7 +73,7 @@ class RoleServer {
 
   constructor(private readonly s: RoleStartup, private readonly def: RoleSetup) {
     this.sender = `${s.role}/${s.replica}`;
-    this.sock = new zmq.Dealer({ linger: 2000, immediate: false });
+    this.sock = new zmq.Dealer({ linger: 2000, sendBufferSize: SOCKET_BUFFER_BYTES, receiveBufferSize: SOCKET_BUFFER_BYTES });
     if (s.curve) {
       this.sock.curveServerKey = s.curve.serverKey;
       this.sock.curvePublicKey = s.curve.publicKey;
@@ -171,9 +171,10 @@ class RoleServer {
 
   private stats(): Meta {
     const mem = process.memoryUsage();
+    const cpu = process.cpuUsage();
     return {
       pid: process.pid, role: this.s.role, replica: this.s.replica, threads: this.s.threads, devices: this.s.devices,
-      rss: mem.rss, heap_used: mem.heapUsed, external: mem.external, calls: this.calls, uptime_s: (Date.now() - this.started) / 1000,
+      rss: mem.rss, heap_used: mem.heapUsed, external: mem.external, cpu_user_s: cpu.user / 1e6, cpu_system_s: cpu.system / 1e6, calls: this.calls, uptime_s: (Date.now() - this.started) / 1000,
       ...(this.def.stats?.() ?? {}),
     };
   }
