@@ -3,8 +3,11 @@
 // loop makes the same shapes every step, and a freed buffer goes back to a
 // free list keyed by its size class, ready for the next request of that size.
 // Sizes round up to classes (4 per power of two above 4 KiB, so at most 25 %
-// waste) so that batches of varying length still reuse buffers. The stats make
-// memory measurable: bytes in use, bytes cached, and the high-water mark.
+// waste) so that batches of varying length still reuse buffers. When shapes
+// keep changing, a miss first evicts cached buffers (largest class first) so
+// that in use + cached stays within twice the high-water mark: the cache never
+// grows into a leak. The stats make memory measurable: bytes in use, bytes
+// cached, and the high-water mark.
 
 /** Shared backing store of one or more tensors (views); freed when refs drops to 0. */
 export class Storage {
@@ -41,6 +44,8 @@ export class CachingAllocator {
 
   /** Cached bytes above this are handed to the GC instead of kept (default 4 GiB). */
   maxCachedBytes = 4 * 1024 ** 3;
+  /** On a miss, in use + cached is trimmed to this multiple of the high-water mark. */
+  footprintFactor = 2;
 
   /** A storage of at least `bytes` bytes. Its contents are arbitrary (not zeroed). */
   alloc(bytes: number): Storage {
@@ -53,6 +58,7 @@ export class CachingAllocator {
       this.cached -= cls;
       this.hits++;
     } else {
+      this.trim(cls);
       buf = new ArrayBuffer(cls);
     }
     this.inUse += cls;
@@ -70,6 +76,25 @@ export class CachingAllocator {
     if (list === undefined) this.free.set(cls, (list = []));
     list.push(s.buffer);
     this.cached += cls;
+  }
+
+  /** Evicts cached buffers, largest class first, until `incoming` more bytes fit the footprint budget. */
+  private trim(incoming: number): void {
+    const budget = this.footprintFactor * Math.max(this.peak, this.inUse + incoming);
+    while (this.cached > 0 && this.inUse + this.cached + incoming > budget) {
+      let victim = 0;
+      let most = 0;
+      for (const [cls, list] of this.free) {
+        if (cls * list.length > most) {
+          most = cls * list.length;
+          victim = cls;
+        }
+      }
+      const list = this.free.get(victim)!;
+      list.pop();
+      if (list.length === 0) this.free.delete(victim);
+      this.cached -= victim;
+    }
   }
 
   stats(): AllocatorStats {

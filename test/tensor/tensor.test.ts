@@ -212,6 +212,22 @@ t.test('caching allocator: size classes, reuse and stats', async (tt) => {
   tt.same([a.stats().bytesInUse, a.stats().bytesCached], [0, 0]);
 });
 
+t.test('caching allocator: with ever-changing sizes, in use + cached stays within twice the peak', async (tt) => {
+  const a = new T.CachingAllocator();
+  const rng = new T.Rng(4);
+  let worst = 0;
+  for (let step = 0; step < 300; step++) {
+    // A "batch" of buffers whose sizes follow a random sequence length.
+    const len = 1 + rng.int(256);
+    const held = [len * 4096, len * 1024, len * 1024, 50257 * len * 4].map((b) => a.alloc(b));
+    const s = a.stats();
+    worst = Math.max(worst, (s.bytesInUse + s.bytesCached) / s.peakBytesInUse);
+    held.forEach((h) => a.release(h));
+  }
+  tt.ok(worst <= 2, `footprint / peak at most ${worst.toFixed(2)}`);
+  tt.ok(a.stats().cacheHits > 100, `buffers are still reused (${a.stats().cacheHits} hits of ${a.stats().allocs})`);
+});
+
 t.test('RNG: reproducible from a seed, restorable state, sane moments', async (tt) => {
   const a = new T.Rng(2024);
   const b = new T.Rng(2024);
