@@ -82,9 +82,15 @@ async function worker(kind: string, config: string, threads: number): Promise<Wo
   return { tokens_per_s: (B * N) / (total / 1000), total_ms: total, peak_rss_mb: process.resourceUsage().maxRSS / 1024 };
 }
 
+// torch_ref.py's `--env tuned` for its children; the same for ours. Passive OpenMP waiting matters most:
+// on a shared machine a spinning thread pool turns every small (decode-sized) kernel into a wait for the
+// scheduler (measured here: KV-cache generation 15x slower without it).
+const TUNED_ENV = { OMP_WAIT_POLICY: 'PASSIVE', MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '17179869184' };
+
 async function quartet(kind: string, config: string, threads: number): Promise<WorkerResult> {
   const self = fileURLToPath(import.meta.url);
-  const { stdout } = await exec(process.execPath, [self, '--worker', kind, config, String(threads)], { maxBuffer: 1 << 20 });
+  const env = { ...process.env, ...TUNED_ENV };
+  const { stdout } = await exec(process.execPath, [self, '--worker', kind, config, String(threads)], { maxBuffer: 1 << 20, env });
   return JSON.parse(stdout.trim().split('\n').pop()!) as WorkerResult;
 }
 
