@@ -1,0 +1,122 @@
+// `quartet train` (all steps in order, each feeding the next) and the steps
+// alone: `quartet sft`, `quartet rm`, `quartet ppo`. Configuration: the
+// defaults < --config files < --key=value flags; the resolved config is
+// printed and saved as <outputDir>/config.json. With --resume, the saved
+// config of the run is the base, so `quartet train --output-dir D --resume`
+// continues run D as it was started.
+//
+// `quartet train` with neither a model nor data runs the embedded demo
+// (ARCHITECTURE.md §6) through `runDemo(argv)` of src/demo/run.ts.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from '../main.js';
+import type { StepName } from '../../config/defaults.js';
+import { loadConfig, readConfigFile, type LoadedConfig } from '../../config/load.js';
+import { configHelp, formatConfig } from '../../config/print.js';
+import { train } from '../../coordinator/pipeline.js';
+
+const STEP_TEXT: Record<StepName, string> = {
+  sft: 'supervised fine-tuning of the actor (step 1)',
+  rm: 'reward-model training (step 2)',
+  ppo: 'PPO of the actor against the reward model (step 3)',
+};
+
+function usage(name: string, step: StepName | null): string {
+  const what = step ? STEP_TEXT[step] : 'SFT, reward model and PPO in order, each step\'s output feeding the next';
+  const needs = step === 'sft' ? '--actor-model DIR --data FILE'
+    : step === 'rm' ? '--reward-model DIR --data FILE'
+    : step === 'ppo' ? '--actor-model SFT_DIR --reward-model RM_DIR --data FILE'
+    : '--actor-model DIR --reward-model DIR --data FILE';
+  return `Usage: quartet ${name} ${needs} [--config FILE]... [--output-dir DIR] [--resume] [--key=value]...
+
+Runs ${what}.
+${step === null ? 'With no model and no data, runs the embedded demo instead (a small model trained from scratch on this machine).\n' : ''}
+  --config FILE        a JSON file of config keys (repeatable; a bare name is looked up in configs/)
+  --actor-model DIR    actor.model: the policy to start from (Hugging Face folder)
+  --reward-model DIR   reward.model: the reward model's starting folder${step === 'ppo' ? ' (a trained one, from quartet rm)' : ''}
+  --data FILE|DIR      data.paths: JSONL/JSON with prompt/chosen/rejected, or a dataset folder (comma-separated for several)
+  --steps LIST         steps: which of sft,rm,ppo to run${step ? ` (fixed to ${step} here)` : ''}
+  --output-dir DIR     outputDir: the run directory
+  --resume             continue the run in --output-dir from its last checkpoint
+  --seed N             seed
+  --a.b=value          any configuration key below
+
+${configHelp()}`;
+}
+
+/** Resolves the config; with --resume the run's saved config.json is the base that the arguments override. */
+function resolve(argv: string[], step: StepName | null): LoadedConfig {
+  const base = step ? { source: `quartet ${step}`, values: { steps: [step] } } : undefined;
+  let loaded = loadConfig(argv, base);
+  if (loaded.config.resume) {
+    const saved = join(loaded.config.outputDir, 'config.json');
+    if (existsSync(saved)) {
+      const values = readConfigFile(saved) as Record<string, unknown>;
+      loaded = loadConfig(argv, { source: saved, values: step ? { ...values, steps: [step] } : values });
+    }
+  }
+  if (step) loaded.config.steps = [step];
+  return loaded;
+}
+
+async function runDemo(argv: string[]): Promise<number> {
+  // Loaded by name at run time: the demo is another part of the project (src/demo/run.ts, issue 6).
+  const spec = '../../demo/run.js';
+  let mod: { runDemo?: (argv: string[]) => Promise<number | void> };
+  try {
+    mod = await import(spec);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    mod = {};
+  }
+  if (typeof mod.runDemo !== 'function') {
+    console.error('quartet train: the embedded demo is not part of this build yet.\n' +
+      'Give a model and data instead: quartet train --actor-model DIR --reward-model DIR --data FILE (see quartet train --help).');
+    return 2;
+  }
+  return (await mod.runDemo(argv)) ?? 0;
+}
+
+function makeCommand(name: string, step: StepName | null, summary: string): Command {
+  return {
+    summary,
+    async run(argv) {
+      if (argv.includes('--help') || argv.includes('-h')) {
+        console.log(usage(name, step));
+        return 0;
+      }
+      const { config, rest, files } = resolve(argv, step);
+      if (rest.length > 0) {
+        console.error(`quartet ${name}: unexpected argument '${rest[0]}' (options are --key=value; see quartet ${name} --help)`);
+        return 2;
+      }
+      if (step === null && config.actor.model === null && config.data.paths.length === 0) return runDemo(argv);
+      console.log(`quartet ${name}: configuration${files.length ? ` (from ${files.join(', ')} and the command line)` : ''}; '*' marks keys changed from the defaults`);
+      console.log(formatConfig(config));
+      let stopping = false;
+      const onSigint = () => {
+        if (stopping) process.exit(130);
+        stopping = true;
+        console.error(`\nquartet ${name}: stopping after the current step (Ctrl-C again to quit now)`);
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        const r = await train(config, { log: (line) => console.log(line), shouldStop: () => stopping });
+        const parts: string[] = [];
+        if (r.sft) parts.push(`sft ${r.sft.steps} steps, eval loss ${r.sft.evalLossBefore?.toFixed(4) ?? '-'} -> ${r.sft.evalLossAfter?.toFixed(4) ?? '-'} (${r.sft.output})`);
+        if (r.rm) parts.push(`rm ${r.rm.steps} steps, eval accuracy ${r.rm.evalBefore.accuracy?.toFixed(3) ?? '-'} -> ${r.rm.evalAfter.accuracy?.toFixed(3) ?? '-'} (${r.rm.output})`);
+        if (r.ppo) parts.push(`ppo ${r.ppo.steps} steps, reward ${r.ppo.firstReward?.toFixed(3) ?? '-'} -> ${r.ppo.lastReward?.toFixed(3) ?? '-'}`);
+        if (r.skipped.length) parts.push(`skipped (done earlier): ${r.skipped.join(', ')}`);
+        console.log(`quartet ${name}: done in ${r.runDir}\n  ${parts.join('\n  ')}`);
+        return stopping ? 130 : 0;
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+    },
+  };
+}
+
+export const trainCommand = makeCommand('train', null, 'Run SFT, reward-model training and PPO in order (or the embedded demo with no model and data)');
+export const sftCommand = makeCommand('sft', 'sft', 'Step 1: supervised fine-tuning of the actor');
+export const rmCommand = makeCommand('rm', 'rm', 'Step 2: train a reward model on preference pairs');
+export const ppoCommand = makeCommand('ppo', 'ppo', 'Step 3: PPO of the actor against a reward model (actor, critic, reference, reward)');

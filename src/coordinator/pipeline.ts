@@ -1,0 +1,161 @@
+// `train`: the three steps in order (ARCHITECTURE.md §3), each step's output
+// feeding the next as DeepSpeed-Chat's e2e_rlhf.py does: the actor and the
+// reference start from the SFT output, the critic and the reward from the RM
+// output. Each step starts the runtime with only the roles it needs (loading
+// its data meanwhile) and shuts it down after. With config.resume, finished
+// steps are skipped and PPO continues from its newest checkpoint.
+import { existsSync } from 'node:fs';
+import type { Config, StepName } from '../config/defaults.js';
+import { placementPlan, roleModel } from '../config/plan.js';
+import { saveResolvedConfig } from '../config/print.js';
+import { dataContext, loadPpoPrompts, loadRmData, loadSftData } from '../data/datasets.js';
+import { loadPtxBlocks } from '../data/ptx.js';
+import { QTokenizer } from '../models/tokenizer.js';
+import { writeReport } from '../report/report.js';
+import { startRuntime, type PlanInput, type Roles } from '../runtime/index.js';
+import { MetricsWriter } from './metrics.js';
+import { runPpo, type PpoHooks, type PpoResult } from './ppo.js';
+import { freshRunState, latestPpoCheckpoint, markStepDone, readRunState, type RunState } from './resume.js';
+import { runRm, type RmResult } from './rm.js';
+import { copyTokenizerFiles, runPaths, type RunPaths } from './run-dir.js';
+import { runSft, type SftResult } from './sft.js';
+
+/** A step's running roles and how to stop them. */
+export interface StepRoles {
+  roles: Roles;
+  close(): Promise<void>;
+}
+
+/** Starts the roles of a step's placement plan; the default starts role processes through the runtime. */
+export type StartRoles = (plan: PlanInput, step: StepName, paths: RunPaths) => Promise<StepRoles>;
+
+export interface TrainOptions extends PpoHooks {
+  startRoles?: StartRoles;
+  /** Echo every role output line (default: only to the role's log file). */
+  echoRoles?: (line: string) => void;
+}
+
+export interface TrainResult {
+  runDir: string;
+  sft?: SftResult;
+  rm?: RmResult;
+  ppo?: PpoResult;
+  /** Steps skipped because a resumed run had finished them. */
+  skipped: StepName[];
+}
+
+export function runtimeRoles(echo?: (line: string) => void): StartRoles {
+  return async (plan, _step, paths) => {
+    const rt = await startRuntime(plan, { runDir: paths.root, echo: echo ?? null });
+    return { roles: rt, close: () => rt.shutdown() };
+  };
+}
+
+/** Starts the roles and loads the data at the same time; on a failure of either, nothing is left running. */
+async function startWith<D>(start: () => Promise<StepRoles>, load: () => Promise<D>): Promise<[StepRoles, D]> {
+  const [r, d] = await Promise.allSettled([start(), load()]);
+  if (r.status === 'fulfilled' && d.status === 'fulfilled') return [r.value, d.value];
+  if (r.status === 'fulfilled') await r.value.close();
+  throw r.status === 'rejected' ? r.reason : (d as PromiseRejectedResult).reason;
+}
+
+function need(value: string | null, key: string, step: StepName, flag: string): string {
+  if (value === null) throw new Error(`${step}: ${key} is not set; give a Hugging Face model folder (${flag} DIR or --${key}=DIR)`);
+  if (!existsSync(value)) throw new Error(`${step}: ${key} = '${value}' does not exist`);
+  return value;
+}
+
+/** Where a finished step's output goes in the config of the steps after it. */
+function feedForward(cfg: Config, step: StepName, output: string): void {
+  if (step === 'sft') cfg.actor.model = output;
+  if (step === 'rm') cfg.reward.model = output;
+}
+
+/** A step stopped by the caller is not marked done: --resume runs it again (PPO from its last checkpoint). */
+function stopped(opts: TrainOptions, step: StepName, log: (line: string) => void): boolean {
+  if (!opts.shouldStop?.()) return false;
+  log(`${step}: stopped early; --resume continues the run`);
+  return true;
+}
+
+export async function train(config: Config, opts: TrainOptions = {}): Promise<TrainResult> {
+  const log = opts.log ?? (() => {});
+  const paths = runPaths(config.outputDir);
+  let state: RunState;
+  const found = readRunState(paths);
+  if (config.resume) state = found ?? freshRunState();
+  else if (found && found.done.length > 0) throw new Error(`${paths.root} already holds a run (steps done: ${found.done.join(', ')}); pass --resume to continue it, or choose another --output-dir`);
+  else state = freshRunState();
+  saveResolvedConfig(paths.root, config);
+  const metrics = new MetricsWriter(paths.metrics);
+  const start = opts.startRoles ?? runtimeRoles(opts.echoRoles);
+  const hooks = { ...opts, metrics: opts.metrics ?? metrics };
+  const cfg: Config = structuredClone(config);
+  const result: TrainResult = { runDir: paths.root, skipped: [] };
+
+  for (const step of config.steps) {
+    if (state.done.includes(step) && state.outputs[step]) {
+      log(`${step}: done in an earlier run; using ${state.outputs[step]}`);
+      feedForward(cfg, step, state.outputs[step]!);
+      result.skipped.push(step);
+      continue;
+    }
+    if (step === 'sft') {
+      const model = need(cfg.actor.model, 'actor.model', step, '--actor-model');
+      if (config.resume) metrics.truncateAfter('sft', -1);
+      const [sr, data] = await startWith(() => start(placementPlan(cfg, 'sft'), 'sft', paths), () => loadSftData(dataContext(cfg, model, log)));
+      try {
+        result.sft = await runSft(sr.roles, cfg, data, paths.sft, hooks);
+      } finally {
+        await sr.close();
+      }
+      if (stopped(opts, step, log)) break;
+      copyTokenizerFiles(model, paths.sft);
+      state = markStepDone(paths, state, step, paths.sft);
+      feedForward(cfg, step, paths.sft);
+    } else if (step === 'rm') {
+      const model = need(cfg.reward.model, 'reward.model', step, '--reward-model');
+      if (config.resume) metrics.truncateAfter('rm', -1);
+      const [sr, data] = await startWith(() => start(placementPlan(cfg, 'rm'), 'rm', paths), () => loadRmData(dataContext(cfg, model, log)));
+      try {
+        result.rm = await runRm(sr.roles, cfg, data, paths.rm, hooks);
+      } finally {
+        await sr.close();
+      }
+      if (stopped(opts, step, log)) break;
+      copyTokenizerFiles(model, paths.rm);
+      state = markStepDone(paths, state, step, paths.rm);
+      feedForward(cfg, step, paths.rm);
+    } else {
+      const actorModel = need(cfg.actor.model, 'actor.model', step, '--actor-model');
+      if (cfg.reward.kind === 'model') need(cfg.reward.model, 'reward.model', step, '--reward-model');
+      const resume = config.resume ? latestPpoCheckpoint(paths) : null;
+      metrics.truncateAfter('ppo', resume?.state.step ?? 0);
+      const tok = QTokenizer.load(actorModel);
+      const load = async () => {
+        const ctx = dataContext(cfg, actorModel, log);
+        const prompts = await loadPpoPrompts(ctx);
+        const ptx = cfg.ppo.ptxCoef > 0 ? (await loadPtxBlocks(ctx)).blocks : null;
+        return { prompts: prompts.train, padId: prompts.padId, eosId: tok.eosId, ptx };
+      };
+      const [sr, data] = await startWith(() => start(placementPlan(cfg, 'ppo'), 'ppo', paths), load);
+      try {
+        result.ppo = await runPpo(sr.roles, cfg, data, {
+          actor: paths.ppoActor, critic: paths.ppoCritic, checkpoints: paths.checkpoints,
+          actorSource: actorModel, criticSource: roleModel(cfg, 'critic'),
+        }, hooks, resume ?? undefined);
+      } finally {
+        await sr.close();
+      }
+      if (stopped(opts, step, log)) break;
+      state = markStepDone(paths, state, step, paths.ppoActor);
+    }
+  }
+  try {
+    const rep = writeReport(paths.root);
+    log(`report: ${paths.root}/report.html${rep.problems.length ? ` (${rep.problems.length} problem(s) in the metrics)` : ''}`);
+  } catch (err) {
+    log(`report: not written (${(err as Error).message})`);
+  }
+  return result;
+}

@@ -1,0 +1,443 @@
+// Step 3, PPO from the reward (ARCHITECTURE.md §3, DeepSpeed-Chat semantics).
+// One PPO step:
+//   1. for each of ppo.generationBatches prompt batches: actor `generate`;
+//      answers of at most one token are dropped (PPO only);
+//   2. in parallel: actor `logprobs` (old), reference `logprobs`, reward
+//      `score`, critic `values`;
+//   3. here: per-token KL-penalised rewards with the clipped score on the last
+//      answer token, GAE advantages and returns (or GRPO/RLOO group
+//      advantages without a critic);
+//   4. ppo.ppoEpochs passes over the gathered experience in micro-batches of
+//      ppo.trainBatchSize rows: actor `train_ppo` and critic `train_value` in
+//      parallel, one optimizer step each per micro-batch;
+//   5. metrics, and a checkpoint every ppo.saveEvery steps (models with their
+//      optimizer state, plus the data position and schedule counters).
+// The learning rates follow each role's schedule over the estimated number of
+// optimizer steps of the phase; generation seeds derive from (seed, step), so a
+// resumed run samples what the uninterrupted one would have.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/defaults.js';
+import { BatchIterator, ppoBatch, type IteratorState } from '../data/batches.js';
+import type { PpoPrompts, SftExamples } from '../data/examples.js';
+import { sequence } from '../data/examples.js';
+import type { CallResult, Roles } from '../runtime/index.js';
+import { Progress } from '../util/progress.js';
+import { gae, groupAdvantages } from './advantages.js';
+import { f32, figure, i32, lrFor, perReplica, type DriverHooks } from './driver.js';
+import { actionMask, experienceRows, toAnswerLayout, toRoleLayout, trimGenerated, type Experience } from './experience.js';
+import { formatFigures, mean, type Figures } from './metrics.js';
+import { answerLengths, answersToKeep, computeRewards, klStats } from './ppo-math.js';
+import { copyTokenizerFiles, writeJsonAtomic } from './run-dir.js';
+
+export interface PpoData {
+  /** The prompts of the ppo share. */
+  prompts: PpoPrompts;
+  padId: number;
+  /** The token that ends an answer (counted as an action), or null. */
+  eosId: number | null;
+  /** Plain-text blocks for the ptx loss (when ppo.ptxCoef > 0). */
+  ptx?: SftExamples | null;
+}
+
+/** What a checkpoint records beside the models: enough to continue the same run. */
+export interface PpoState {
+  /** PPO steps done. */
+  step: number;
+  /** Position of the prompt iterator after those steps. */
+  prompts: IteratorState;
+  /** Position of the ptx block iterator, when the ptx loss is on. */
+  ptx: IteratorState | null;
+  /** Optimizer steps taken, by role: the position in each learning-rate schedule. */
+  actorUpdates: number;
+  criticUpdates: number;
+}
+
+/** What the caller sees of each step's experience (the demo decodes answers and adds its gold score). */
+export interface ExperienceView {
+  step: number;
+  B: number;
+  T: number;
+  P: number;
+  ids: Int32Array;
+  mask: Int32Array;
+  answerLens: Int32Array;
+  scores: Float32Array;
+}
+
+export interface PpoHooks extends DriverHooks {
+  /** Extra figures for a step's metrics line, from its experience. */
+  onExperience?: (x: ExperienceView) => Figures | void;
+}
+
+export interface PpoOutputs {
+  /** Final actor and critic folders. */
+  actor: string;
+  critic: string;
+  /** Checkpoints go to <checkpoints>/step-N. */
+  checkpoints: string;
+  /** Folders the actor and critic started from (their tokenizer files are copied to the outputs). */
+  actorSource: string | null;
+  criticSource: string | null;
+}
+
+export interface PpoResume {
+  /** A checkpoint folder written by this driver. */
+  dir: string;
+  state: PpoState;
+}
+
+export interface PpoResult {
+  steps: number;
+  /** Mean reward-model score of the first and of the last step. */
+  firstReward: number | null;
+  lastReward: number | null;
+  state: PpoState;
+}
+
+export const PPO_STATE_FILE = 'state.json';
+
+/** The seed of generation batch g of step s: fixed by the run's seed, independent of restarts. */
+export function generationSeed(seed: number, step: number, g: number): number {
+  return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b) ^ Math.imul(g + 1, 0xc2b2ae35)) >>> 0;
+}
+
+/** PPO steps in the phase: ppo.maxSteps, or as many as the prompts allow. */
+export function ppoTotalSteps(config: Config, prompts: number): number {
+  const { ppo } = config;
+  const perEpoch = Math.floor(Math.ceil(prompts / ppo.promptBatchSize) / ppo.generationBatches);
+  const all = perEpoch * ppo.epochs;
+  return ppo.maxSteps > 0 ? Math.min(ppo.maxSteps, all) : all;
+}
+
+/** Optimizer steps per PPO step when no answer is dropped: the length of the learning-rate schedules. */
+export function updatesPerStep(config: Config): number {
+  const { ppo } = config;
+  const rows = ppo.promptBatchSize * (ppo.algorithm === 'ppo' ? 1 : ppo.groupSize);
+  return ppo.ppoEpochs * ppo.generationBatches * Math.ceil(rows / ppo.trainBatchSize);
+}
+
+function repeatRows(ids: Int32Array, mask: Int32Array, B: number, P: number, n: number): { ids: Int32Array; mask: Int32Array } {
+  const outIds = new Int32Array(B * n * P), outMask = new Int32Array(B * n * P);
+  for (let b = 0; b < B; b++) {
+    for (let k = 0; k < n; k++) {
+      outIds.set(ids.subarray(b * P, (b + 1) * P), (b * n + k) * P);
+      outMask.set(mask.subarray(b * P, (b + 1) * P), (b * n + k) * P);
+    }
+  }
+  return { ids: outIds, mask: outMask };
+}
+
+interface Generated {
+  exp: Experience | null;
+  dropped: number;
+  genTokens: number;
+  timeGenerate: number;
+  timeExperience: number;
+}
+
+export class PpoDriver {
+  private readonly it: BatchIterator;
+  private readonly ptxIt: BatchIterator | null;
+  private state: PpoState;
+  private readonly total: number;
+  private readonly grouped: boolean;
+
+  constructor(private readonly roles: Roles, private readonly config: Config, private readonly data: PpoData,
+    private readonly out: PpoOutputs, private readonly hooks: PpoHooks = {}) {
+    const { ppo } = config;
+    if (ppo.overlap) throw new Error('ppo.overlap: the overlapped schedule is not implemented by this coordinator yet; set ppo.overlap to false');
+    this.grouped = ppo.algorithm !== 'ppo';
+    this.it = new BatchIterator(data.prompts.prompts.n, ppo.promptBatchSize, config.seed, { epochs: ppo.epochs });
+    const wantPtx = ppo.ptxCoef > 0;
+    if (wantPtx && !data.ptx) throw new Error('ppo.ptxCoef > 0 but no ptx data was loaded (data.ptxPaths)');
+    this.ptxIt = wantPtx && data.ptx ? new BatchIterator(data.ptx.seqs.n, ppo.trainBatchSize, config.seed + 1, { epochs: Number.MAX_SAFE_INTEGER }) : null;
+    this.total = ppoTotalSteps(config, data.prompts.prompts.n);
+    this.state = { step: 0, prompts: this.it.state(), ptx: this.ptxIt?.state() ?? null, actorUpdates: 0, criticUpdates: 0 };
+  }
+
+  get totalSteps(): number {
+    return this.total;
+  }
+
+  /** Loads a checkpoint's models (with optimizer state) and continues from its position. */
+  async resume(from: PpoResume): Promise<void> {
+    const s = from.state;
+    this.it.restore(s.prompts);
+    if (this.ptxIt && s.ptx) this.ptxIt.restore(s.ptx);
+    const loads: Promise<unknown>[] = [this.roles.group('actor').broadcast('load', { meta: { dir: join(from.dir, 'actor'), optimizer: true } })];
+    if (!this.grouped) loads.push(this.roles.group('critic').broadcast('load', { meta: { dir: join(from.dir, 'critic'), optimizer: true } }));
+    await Promise.all(loads);
+    this.state = { ...s, prompts: this.it.state(), ptx: this.ptxIt?.state() ?? null };
+    this.hooks.log?.(`ppo: resumed from ${from.dir} after step ${s.step}`);
+  }
+
+  async run(): Promise<PpoResult> {
+    const log = this.hooks.log ?? (() => {});
+    const { ppo } = this.config;
+    const bar = this.hooks.progress === false ? null : new Progress({ total: this.total, label: 'ppo', unit: 'steps' });
+    bar?.update(this.state.step);
+    let firstReward: number | null = null, lastReward: number | null = null;
+    while (this.state.step < this.total && !this.hooks.shouldStop?.()) {
+      const figures = await this.step();
+      if (figures === null) break;
+      firstReward ??= figures.reward;
+      lastReward = figures.reward;
+      bar?.tick(1, `reward ${figures.reward?.toFixed(3) ?? '?'} kl ${figures.kl?.toFixed(3) ?? '?'}`);
+      if (ppo.saveEvery > 0 && this.state.step % ppo.saveEvery === 0 && this.state.step < this.total) await this.checkpoint();
+    }
+    bar?.finish();
+    await this.saveFinal();
+    log(`ppo: ${this.state.step} steps; actor saved to ${this.out.actor}`);
+    return { steps: this.state.step, firstReward, lastReward, state: { ...this.state } };
+  }
+
+  /** One PPO step; null when the prompts ran out before a full step. */
+  async step(): Promise<(Figures & { reward: number | null; kl: number | null }) | null> {
+    const { ppo } = this.config;
+    const stepIndex = this.state.step;
+    const t0 = performance.now();
+    const exps: Experience[] = [];
+    let dropped = 0, genTokens = 0, timeGenerate = 0, timeExperience = 0;
+    for (let g = 0; g < ppo.generationBatches; g++) {
+      const indices = this.it.next();
+      if (!indices) return null;
+      const r = await this.makeExperience(indices, generationSeed(this.config.seed, stepIndex, g));
+      dropped += r.dropped;
+      genTokens += r.genTokens;
+      timeGenerate += r.timeGenerate;
+      timeExperience += r.timeExperience;
+      if (r.exp) exps.push(r.exp);
+    }
+    const tTrain = performance.now();
+    const train = exps.length ? await this.train(exps) : null;
+    const timeTrain = (performance.now() - tTrain) / 1000;
+    const seconds = (performance.now() - t0) / 1000;
+    this.state = { ...this.state, step: stepIndex + 1, prompts: this.it.state(), ptx: this.ptxIt?.state() ?? null };
+
+    const all = (f: (e: Experience) => number[]) => exps.flatMap(f);
+    const scores = all((e) => Array.from(e.scores));
+    const kls = exps.map((e) => ({ kl: klStats(e, e.logprobs, e.refLogprobs), B: e.B }));
+    const rows = scores.length;
+    const seqTokens = exps.reduce((s, e) => s + e.B * e.T, 0);
+    const figures: Figures & { reward: number | null; kl: number | null } = {
+      reward: mean(scores),
+      kl: rows ? kls.reduce((s, k) => s + k.kl.klPerSequence * k.B, 0) / rows : null,
+      kl_per_token: rows ? mean(kls.map((k) => k.kl.klPerToken)) : null,
+      answer_len: mean(all((e) => Array.from(e.answerLens))),
+      return: mean(all((e) => returnsPerSequence(e))),
+      advantage: mean(all((e) => maskedValues(e, e.advantages))),
+      ...(!this.grouped ? { value: mean(all((e) => maskedValues(e, e.values))) } : {}),
+      samples: rows,
+      dropped,
+      ...(train ?? {}),
+      time_generate: timeGenerate,
+      time_experience: timeExperience,
+      time_train: timeTrain,
+      time_step: seconds,
+      tokens_per_s: seconds > 0 ? seqTokens / seconds : null,
+      gen_tokens_per_s: timeGenerate > 0 ? genTokens / timeGenerate : null,
+      samples_per_s: seconds > 0 ? rows / seconds : null,
+      data_epoch: this.state.prompts.epoch,
+      data_batch: this.state.prompts.batch,
+    };
+    for (const e of exps) {
+      const extra = this.hooks.onExperience?.({ step: stepIndex + 1, B: e.B, T: e.T, P: e.P, ids: e.ids, mask: e.mask, answerLens: e.answerLens, scores: e.scores });
+      if (extra) Object.assign(figures, extra);
+    }
+    if (exps.length === 0) this.hooks.log?.(`ppo step ${stepIndex + 1}: every answer had at most one token and was dropped; no update`);
+    this.hooks.metrics?.write('ppo', stepIndex + 1, figures);
+    this.hooks.log?.(`ppo step ${stepIndex + 1}/${this.total}: ${formatFigures(figures, ['reward', 'kl', 'policy_loss', 'value_loss', 'clip_frac', 'answer_len', 'time_step'])}`);
+    return figures;
+  }
+
+  private async makeExperience(indices: number[], seed: number): Promise<Generated> {
+    const { ppo } = this.config;
+    const { padId, eosId } = this.data;
+    const batch = ppoBatch(this.data.prompts, indices, padId);
+    const P = batch.T;
+    const n = this.grouped ? ppo.groupSize : 1;
+    const prompts = n > 1 ? repeatRows(batch.ids, batch.mask, batch.B, P, n) : { ids: batch.ids, mask: batch.mask };
+    const B0 = batch.B * n;
+
+    const tg = performance.now();
+    const gen = await this.roles.group('actor').call('generate', {
+      meta: { maxNewTokens: ppo.maxNewTokens, temperature: ppo.temperature, topK: ppo.topK, topP: ppo.topP, seed },
+      tensors: { prompt_ids: i32([B0, P], prompts.ids), prompt_mask: i32([B0, P], prompts.mask) },
+    });
+    const timeGenerate = (performance.now() - tg) / 1000;
+    const ids = gen.tensors.ids;
+    if (!ids || ids.dtype !== 'i32' || ids.shape.length !== 2 || ids.shape[0] !== B0 || ids.shape[1] < P)
+      throw new Error(`ppo: actor.generate returned ids ${ids ? `${ids.dtype}[${ids.shape}]` : '(missing)'}, expected i32[${B0}, >=${P}]`);
+    const T0 = ids.shape[1];
+    const lens = answerLengths(ids.data as Int32Array, B0, T0, P, eosId, padId);
+    const genTokens = lens.reduce((s, x) => s + x, 0);
+    // Group algorithms keep every row: their advantages compare the answers of one prompt.
+    const keep = this.grouped ? Array.from({ length: B0 }, (_, i) => i) : answersToKeep(lens);
+    if (keep.length === 0) return { exp: null, dropped: B0, genTokens, timeGenerate, timeExperience: 0 };
+    const x = trimGenerated(ids.data as Int32Array, T0, prompts.mask, P, lens, keep, padId);
+    if (x.A === 0) return { exp: null, dropped: B0, genTokens, timeGenerate, timeExperience: 0 };
+
+    const te = performance.now();
+    const seq = { ids: i32([x.B, x.T], x.ids), mask: i32([x.B, x.T], x.mask) };
+    const calls: Promise<CallResult>[] = [
+      this.roles.group('actor').call('logprobs', { tensors: seq }),
+      this.roles.group('reference').call('logprobs', { tensors: seq }),
+      this.roles.group('reward').call('score', { meta: { promptLength: P }, tensors: seq }),
+    ];
+    if (!this.grouped) calls.push(this.roles.group('critic').call('values', { tensors: seq }));
+    const [old, ref, score, val] = await Promise.all(calls);
+    const perToken = (r: CallResult, role: string, name: string) => {
+      const t = r.tensors[name];
+      if (!t || t.dtype !== 'f32') throw new Error(`ppo: ${role} reply lacks f32 tensor '${name}'`);
+      if (t.shape[0] !== x.B || t.shape[1] !== x.T - 1) throw new Error(`ppo: ${role} '${name}' has shape [${t.shape}], expected [${x.B}, ${x.T - 1}] (B, T-1)`);
+      return toAnswerLayout(`${role}.${name}`, t.data as Float32Array, x);
+    };
+    const logprobs = perToken(old, 'actor', 'logprobs');
+    const refLogprobs = perToken(ref, 'reference', 'logprobs');
+    const values = val ? perToken(val, 'critic', 'values') : new Float32Array(x.B * x.A);
+    const st = score.tensors.scores;
+    if (!st || st.dtype !== 'f32' || st.data.length !== x.B) throw new Error(`ppo: reward.score returned ${st ? `${st.dtype}[${st.shape}]` : 'no scores'}, expected f32[${x.B}]`);
+    const scores = st.data as Float32Array;
+    const timeExperience = (performance.now() - te) / 1000;
+
+    const base = { B: x.B, A: x.A, answerLens: x.answerLens };
+    let rewards: Float32Array | null = null;
+    let adv: { advantages: Float32Array; returns: Float32Array };
+    if (this.grouped) {
+      adv = groupAdvantages({ ...base, algorithm: ppo.algorithm as 'grpo' | 'rloo', groupSize: ppo.groupSize, scores, logprobs, refLogprobs, klCtl: ppo.klCtl, clipRewardValue: ppo.clipRewardValue });
+    } else {
+      rewards = computeRewards({ ...base, logprobs, refLogprobs, scores, klCtl: ppo.klCtl, clipRewardValue: ppo.clipRewardValue });
+      adv = gae({ ...base, rewards, values, gamma: ppo.gamma, lambda: ppo.lambda });
+    }
+    const exp: Experience = { ...x, logprobs, refLogprobs, values, scores, rewards, advantages: adv.advantages, returns: adv.returns };
+    return { exp, dropped: B0 - keep.length, genTokens, timeGenerate, timeExperience };
+  }
+
+  private async train(exps: Experience[]): Promise<Figures> {
+    const { ppo, actor, critic } = this.config;
+    const upd = updatesPerStep(this.config) * this.total;
+    const actorMetrics: Record<string, number>[] = [];
+    const criticMetrics: Record<string, number>[] = [];
+    const actorLrs: number[] = [], criticLrs: number[] = [];
+    for (let epoch = 0; epoch < ppo.ppoEpochs; epoch++) {
+      for (const e of exps) {
+        for (let from = 0; from < e.B; from += ppo.trainBatchSize) {
+          const mb = experienceRows(e, from, Math.min(e.B, from + ppo.trainBatchSize));
+          const seq = { ids: i32([mb.B, mb.T], mb.ids), mask: i32([mb.B, mb.T], mb.mask) };
+          const amask = f32([mb.B, mb.T - 1], actionMask(mb));
+          const actorLr = lrFor(actor, this.state.actorUpdates, upd);
+          const ptx = this.ptxBatch(mb.B);
+          const calls: Promise<CallResult>[] = [this.roles.group('actor').call('train_ppo', {
+            meta: { lr: actorLr, weightDecay: actor.weightDecay, gradClip: actor.gradClip, clipRange: ppo.clipRange, microBatch: perReplica(this.roles, 'actor', mb.B), ptxCoef: ppo.ptxCoef },
+            tensors: {
+              ...seq,
+              old_logprobs: f32([mb.B, mb.T - 1], toRoleLayout(mb.logprobs, mb)),
+              advantages: f32([mb.B, mb.T - 1], toRoleLayout(mb.advantages, mb)),
+              action_mask: amask,
+              ...(ptx ?? {}),
+            },
+          })];
+          actorLrs.push(actorLr);
+          if (!this.grouped) {
+            const criticLr = lrFor(critic, this.state.criticUpdates, upd);
+            criticLrs.push(criticLr);
+            calls.push(this.roles.group('critic').call('train_value', {
+              meta: { lr: criticLr, weightDecay: critic.weightDecay, gradClip: critic.gradClip, clipRangeValue: ppo.clipRangeValue, microBatch: perReplica(this.roles, 'critic', mb.B) },
+              tensors: {
+                ...seq,
+                old_values: f32([mb.B, mb.T - 1], toRoleLayout(mb.values, mb)),
+                returns: f32([mb.B, mb.T - 1], toRoleLayout(mb.returns, mb)),
+                action_mask: amask,
+              },
+            }));
+          }
+          const [a, c] = await Promise.all(calls);
+          actorMetrics.push(a.metrics);
+          this.state.actorUpdates++;
+          if (c) {
+            criticMetrics.push(c.metrics);
+            this.state.criticUpdates++;
+          }
+        }
+      }
+    }
+    const avg = (ms: Record<string, number>[], k: string) => mean(ms.map((m) => figure(m, k)).filter((v): v is number => v !== null));
+    const figures: Figures = {
+      policy_loss: avg(actorMetrics, 'policy_loss'),
+      clip_frac: avg(actorMetrics, 'clip_frac'),
+      approx_kl: avg(actorMetrics, 'approx_kl'),
+      actor_grad_norm: avg(actorMetrics, 'grad_norm'),
+      lr_actor: mean(actorLrs),
+      updates: actorMetrics.length,
+    };
+    if (ppo.ptxCoef > 0) figures.ptx_loss = avg(actorMetrics, 'ptx_loss');
+    if (!this.grouped) {
+      figures.value_loss = avg(criticMetrics, 'value_loss');
+      figures.value_clip_frac = avg(criticMetrics, 'vf_clip_frac');
+      figures.critic_grad_norm = avg(criticMetrics, 'grad_norm');
+      figures.lr_critic = mean(criticLrs);
+    }
+    return figures;
+  }
+
+  /** The next ptx rows for one training micro-batch (as many rows as it has, so the group shards both alike). */
+  private ptxBatch(rows: number): { ptx_ids: ReturnType<typeof i32>; ptx_mask: ReturnType<typeof i32> } | null {
+    if (!this.ptxIt || !this.data.ptx) return null;
+    const idx = this.ptxIt.next()!.slice(0, rows);
+    while (idx.length < rows) idx.push(...this.ptxIt.next()!.slice(0, rows - idx.length));
+    const seqs = idx.map((i) => sequence(this.data.ptx!.seqs, i));
+    const L = Math.max(...seqs.map((s) => s.length));
+    const ids = new Int32Array(rows * L).fill(this.data.padId), mask = new Int32Array(rows * L);
+    seqs.forEach((s, b) => {
+      ids.set(s, b * L);
+      mask.fill(1, b * L, b * L + s.length);
+    });
+    return { ptx_ids: i32([rows, L], ids), ptx_mask: i32([rows, L], mask) };
+  }
+
+  /** Saves both trained models with their optimizer state and the run position into <checkpoints>/step-N. */
+  async checkpoint(): Promise<string> {
+    const dir = join(this.out.checkpoints, `step-${this.state.step}`);
+    mkdirSync(dir, { recursive: true });
+    const saves: Promise<CallResult>[] = [this.roles.role('actor', 0).call('save', { meta: { dir: join(dir, 'actor'), optimizer: true } })];
+    if (!this.grouped) saves.push(this.roles.role('critic', 0).call('save', { meta: { dir: join(dir, 'critic'), optimizer: true } }));
+    await Promise.all(saves);
+    // Written last: a checkpoint folder without it is incomplete and is never resumed from.
+    writeJsonAtomic(join(dir, PPO_STATE_FILE), this.state);
+    this.hooks.log?.(`ppo: checkpoint ${dir}`);
+    return dir;
+  }
+
+  private async saveFinal(): Promise<void> {
+    const saves: Promise<CallResult>[] = [this.roles.role('actor', 0).call('save', { meta: { dir: this.out.actor, optimizer: false } })];
+    if (!this.grouped) saves.push(this.roles.role('critic', 0).call('save', { meta: { dir: this.out.critic, optimizer: false } }));
+    await Promise.all(saves);
+    if (this.out.actorSource) copyTokenizerFiles(this.out.actorSource, this.out.actor);
+    if (!this.grouped && this.out.criticSource) copyTokenizerFiles(this.out.criticSource, this.out.critic);
+  }
+
+  get position(): PpoState {
+    return { ...this.state };
+  }
+}
+
+/** Each sequence's return: its own entry for group algorithms, the first answer token's return for PPO. */
+function returnsPerSequence(e: Experience): number[] {
+  if (e.returns.length === e.B) return Array.from(e.returns);
+  return Array.from({ length: e.B }, (_, b) => e.returns[b * e.A]);
+}
+
+function maskedValues(e: Experience, arr: Float32Array): number[] {
+  const out: number[] = [];
+  for (let b = 0; b < e.B; b++) for (let j = 0; j < e.answerLens[b]; j++) out.push(arr[b * e.A + j]);
+  return out;
+}
+
+/** Runs the PPO phase: resume from a checkpoint when given, step to the end, save the final models. */
+export async function runPpo(roles: Roles, config: Config, data: PpoData, out: PpoOutputs, hooks: PpoHooks = {}, resume?: PpoResume): Promise<PpoResult> {
+  const d = new PpoDriver(roles, config, data, out, hooks);
+  if (d.totalSteps === 0) throw new Error(`ppo: no full step of prompts (${data.prompts.prompts.n} prompts for promptBatchSize ${config.ppo.promptBatchSize} x generationBatches ${config.ppo.generationBatches})`);
+  if (resume) await d.resume(resume);
+  return d.run();
+}

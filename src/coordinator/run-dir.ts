@@ -1,0 +1,69 @@
+// The layout of a run directory (ARCHITECTURE.md §7), in one place:
+//
+//   <run>/config.json              the resolved configuration
+//   <run>/metrics.jsonl            one line per logged step of every phase
+//   <run>/state.json               which steps are done, the latest PPO checkpoint (for --resume)
+//   <run>/logs/                    the coordinator's and every role process's log
+//   <run>/sft/                     step 1's actor (Hugging Face folder)
+//   <run>/rm/                      step 2's reward model
+//   <run>/ppo/actor, ppo/critic    step 3's final models
+//   <run>/ppo/checkpoints/step-N/  actor/ and critic/ with optimizer state, and state.json
+//   <run>/data-cache/              tokenised data (the data layer's default)
+import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+export interface RunPaths {
+  root: string;
+  config: string;
+  metrics: string;
+  state: string;
+  logs: string;
+  sft: string;
+  rm: string;
+  ppoActor: string;
+  ppoCritic: string;
+  checkpoints: string;
+}
+
+export function runPaths(root: string): RunPaths {
+  const r = resolve(root);
+  return {
+    root: r,
+    config: join(r, 'config.json'),
+    metrics: join(r, 'metrics.jsonl'),
+    state: join(r, 'state.json'),
+    logs: join(r, 'logs'),
+    sft: join(r, 'sft'),
+    rm: join(r, 'rm'),
+    ppoActor: join(r, 'ppo', 'actor'),
+    ppoCritic: join(r, 'ppo', 'critic'),
+    checkpoints: join(r, 'ppo', 'checkpoints'),
+  };
+}
+
+/** The folder of the PPO checkpoint taken after `step` steps. */
+export function checkpointDir(paths: RunPaths, step: number): string {
+  return join(paths.checkpoints, `step-${step}`);
+}
+
+/** Writes JSON so that a reader never sees half a file (a kill mid-write leaves the old one). */
+export function writeJsonAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+  renameSync(tmp, path);
+}
+
+/** Tokenizer files a model folder may carry; a saved step output gets them from its source. */
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
+
+/**
+ * Copies the tokenizer files of `from` that `to` lacks, so that every output
+ * folder is usable by `quartet chat` and transformers whether or not the role
+ * that saved it copied them.
+ */
+export function copyTokenizerFiles(from: string, to: string): void {
+  mkdirSync(to, { recursive: true });
+  for (const f of TOKENIZER_FILES) {
+    if (existsSync(join(from, f)) && !existsSync(join(to, f))) copyFileSync(join(from, f), join(to, f));
+  }
+}
