@@ -6,10 +6,11 @@
 //                   args: { scorer: 'afinn' | '/path/to/scorer.js', tokenizer?: '/path/to/tokenizer.json' } } }
 // A scorer module exports `score(text) -> number` (sync or async).
 //
-// Request: either meta.texts (the answers as strings), or tensors
-// `sequences` i32 [B, T] and `prompt_lengths` i32 [B] (the answer is the
-// tokens after the prompt, decoded with args.tokenizer, special tokens
-// skipped). Reply: `scores` f32 [B]; metrics: mean_score.
+// Request (docs/roles.md): tensors `ids` i32 [B, T] and `mask` i32 [B, T]
+// with meta.promptLength P (prompts are left-padded to P); the answer of row
+// b is its real tokens (mask 1) from position P on, decoded with
+// args.tokenizer, special tokens skipped. Or, instead, meta.texts: the
+// answers as strings. Reply: `scores` f32 [B]; metrics: mean_score.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -33,16 +34,19 @@ function answers(req: Request, tokenizer: Tokenizer | null): string[] {
     if (!Array.isArray(texts) || !texts.every((x) => typeof x === 'string')) throw new RuntimeError('bad_message', `score: meta.texts must be a list of strings`);
     return texts;
   }
-  const seq = req.tensors.sequences, lens = req.tensors.prompt_lengths;
-  if (!seq || !lens) throw new RuntimeError('bad_message', `score: send meta.texts, or tensors 'sequences' i32 [B, T] and 'prompt_lengths' i32 [B]`);
-  if (seq.dtype !== 'i32' || seq.shape.length !== 2) throw new RuntimeError('bad_message', `score: 'sequences' must be i32 [B, T], got ${seq.dtype}[${seq.shape}]`);
-  const [B, T] = seq.shape;
-  if (lens.dtype !== 'i32' || lens.shape.length !== 1 || lens.shape[0] !== B) throw new RuntimeError('bad_message', `score: 'prompt_lengths' must be i32 [${B}], got ${lens.dtype}[${lens.shape}]`);
-  if (!tokenizer) throw new RuntimeError('bad_message', `score: token sequences need args.tokenizer (a tokenizer.json); or send meta.texts`);
-  const ids = seq.data as Int32Array, pl = lens.data as Int32Array;
+  const ids = req.tensors.ids, mask = req.tensors.mask;
+  if (!ids || !mask) throw new RuntimeError('bad_message', `score: send tensors 'ids' and 'mask' i32 [B, T] with meta.promptLength, or meta.texts`);
+  if (ids.dtype !== 'i32' || ids.shape.length !== 2) throw new RuntimeError('bad_message', `score: 'ids' must be i32 [B, T], got ${ids.dtype}[${ids.shape}]`);
+  const [B, T] = ids.shape;
+  if (mask.dtype !== 'i32' || mask.shape.join() !== ids.shape.join()) throw new RuntimeError('bad_message', `score: 'mask' must be i32 [${B}, ${T}], got ${mask.dtype}[${mask.shape}]`);
+  const P = req.meta.promptLength;
+  if (!Number.isSafeInteger(P) || (P as number) < 0 || (P as number) > T) throw new RuntimeError('bad_message', `score: meta.promptLength must be an integer in [0, ${T}], got ${JSON.stringify(P)}`);
+  if (!tokenizer) throw new RuntimeError('bad_message', `score: token ids need args.tokenizer (a tokenizer.json); or send meta.texts`);
+  const id = ids.data as Int32Array, m = mask.data as Int32Array;
   return Array.from({ length: B }, (_, b) => {
-    if (pl[b] < 0 || pl[b] > T) throw new RuntimeError('bad_message', `score: prompt_lengths[${b}] = ${pl[b]} is outside [0, ${T}]`);
-    return tokenizer.decode(Array.from(ids.subarray(b * T + pl[b], (b + 1) * T)), { skip_special_tokens: true });
+    const answer: number[] = [];
+    for (let t = P as number; t < T; t++) if (m[b * T + t]) answer.push(id[b * T + t]);
+    return tokenizer.decode(answer, { skip_special_tokens: true });
   });
 }
 

@@ -7,14 +7,15 @@ answers `score` requests (plus the built-in ping, stats and shutdown),
 heartbeats, and exits on bye, SIGTERM, when its parent agent dies, or when
 the coordinator has been silent too long.
 
+`score` (docs/roles.md): tensors `ids` and `mask`, i32 [B, T], and
+meta `promptLength` P (prompts are left-padded to P); the answer of row b is
+its real tokens (mask 1) from position P on. Reply: `scores` f32 [B].
 The scorer here rewards varied answers: the share of distinct tokens among
-the answer's tokens (pad tokens after the prompt are ignored). Replace
-`score_answer` with your own.
+the answer's tokens. Replace `score_answer` with your own.
 
 Plan entry:
   reward: { replicas: 1, devices: ['cpu:0'],
-            command: ['/usr/bin/python3', 'examples/reward-python/reward.py'],
-            args: { pad_id: 0 } }
+            command: ['/usr/bin/python3', 'examples/reward-python/reward.py'] }
 """
 import array
 import json
@@ -32,9 +33,8 @@ PROTOCOL_VERSION = 1
 TYPECODES = {"f32": "f", "f64": "d", "i8": "b", "u8": "B", "i16": "h", "i32": "i", "i64": "q", "bool": "B", "f16": "H", "bf16": "H"}
 
 
-def score_answer(tokens, pad_id):
+def score_answer(tokens):
     """The reward of one answer (a list of token ids)."""
-    tokens = [t for t in tokens if t != pad_id]
     return len(set(tokens)) / len(tokens) if tokens else 0.0
 
 
@@ -138,14 +138,17 @@ class Role:
             self.stopping = True
             return {}
         if method == "score":
-            if "sequences" not in tensors or "prompt_lengths" not in tensors:
-                raise ProtocolError("bad_message", "score needs tensors 'sequences' i32 [B, T] and 'prompt_lengths' i32 [B]")
-            (sd, seq), (ld, lens) = tensors["sequences"], tensors["prompt_lengths"]
-            if sd["dtype"] != "i32" or len(sd["shape"]) != 2 or ld["dtype"] != "i32" or ld["shape"] != sd["shape"][:1]:
-                raise ProtocolError("bad_message", "score: sequences must be i32 [B, T] and prompt_lengths i32 [B]")
-            B, T = sd["shape"]
-            pad_id = self.s["args"].get("pad_id", 0)
-            scores = array.array("f", (score_answer(seq[b * T + lens[b]:(b + 1) * T], pad_id) for b in range(B)))
+            if "ids" not in tensors or "mask" not in tensors:
+                raise ProtocolError("bad_message", "score needs tensors 'ids' and 'mask', i32 [B, T], and meta 'promptLength'")
+            (idd, ids), (md, mask) = tensors["ids"], tensors["mask"]
+            if idd["dtype"] != "i32" or len(idd["shape"]) != 2 or md["dtype"] != "i32" or md["shape"] != idd["shape"]:
+                raise ProtocolError("bad_message", "score: ids and mask must both be i32 [B, T]")
+            B, T = idd["shape"]
+            P = meta.get("promptLength")
+            if not isinstance(P, int) or not 0 <= P <= T:
+                raise ProtocolError("bad_message", "score: meta 'promptLength' must be an integer in [0, %d], got %r" % (T, P))
+            answers = ([ids[b * T + t] for t in range(P, T) if mask[b * T + t]] for b in range(B))
+            scores = array.array("f", (score_answer(a) for a in answers))
             mean = sum(scores) / B if B else 0.0
             return {"tensors": {"scores": ("f32", [B], scores)}, "metrics": {"mean_score": mean}}
         raise ProtocolError("unknown_method", "role '%s' has no method '%s' (has ping, stats, shutdown, score)" % (self.s["role"], method))

@@ -20,39 +20,41 @@ function pythonMissing(): string | false {
   }
 }
 
-// The example's scorer, written again here as the reference: distinct / all non-pad answer tokens.
-function distinctShare(tokens: number[], pad: number): number {
-  const kept = tokens.filter((x) => x !== pad);
-  return kept.length ? new Set(kept).size / kept.length : 0;
+// The example's scorer, written again here as the reference: distinct / all answer tokens.
+function distinctShare(tokens: number[]): number {
+  return tokens.length ? new Set(tokens).size / tokens.length : 0;
 }
 
-const B = 5, T = 8;
-const seq = Int32Array.from([
-  7, 7, 1, 2, 3, 4, 0, 0,
-  7, 1, 1, 1, 1, 0, 0, 0,
-  7, 7, 7, 7, 7, 7, 7, 7,
-  7, 5, 5, 6, 6, 8, 9, 9,
-  7, 7, 7, 2, 2, 2, 2, 2,
+// Prompts left-padded to P = 3, answers after them, pads (mask 0) at both ends.
+const B = 5, T = 8, P = 3;
+const ids = Int32Array.from([
+  0, 7, 7, 1, 2, 3, 4, 0,
+  7, 7, 7, 1, 1, 1, 1, 0,
+  0, 0, 7, 0, 0, 0, 0, 0,
+  7, 7, 7, 5, 5, 6, 6, 8,
+  0, 7, 7, 2, 2, 2, 2, 2,
 ]);
-const plens = Int32Array.from([2, 1, 8, 1, 3]);
+const mask = Int32Array.from(ids, (x) => (x === 0 ? 0 : 1));
 
 t.test('the Python reward process answers score', { skip: pythonMissing() }, async (t) => {
   const runDir = tempRunDir(t);
   const rt = await startRuntime({
-    reward: { replicas: 2, devices: ['cpu:0', 'cpu:1'], command: [PY, join(repoRoot, 'examples/reward-python/reward.py')], args: { pad_id: 0 } },
+    reward: { replicas: 2, devices: ['cpu:0', 'cpu:1'], command: [PY, join(repoRoot, 'examples/reward-python/reward.py')] },
   }, { runDir });
   t.teardown(() => rt.shutdown());
   const r = await rt.group('reward').call('score', {
-    tensors: { sequences: { dtype: 'i32', shape: [B, T], data: seq }, prompt_lengths: { dtype: 'i32', shape: [B], data: plens } },
+    meta: { promptLength: P },
+    tensors: { ids: { dtype: 'i32', shape: [B, T], data: ids }, mask: { dtype: 'i32', shape: [B, T], data: mask } },
   });
-  const expect = Array.from({ length: B }, (_, b) => distinctShare([...seq.subarray(b * T + plens[b], (b + 1) * T)], 0));
+  const expect = Array.from({ length: B }, (_, b) => distinctShare([...ids.subarray(b * T + P, (b + 1) * T)].filter((x) => x !== 0)));
   t.same(r.tensors.scores.shape, [B]);
   const got = [...r.tensors.scores.data as Float32Array];
   t.ok(got.every((v, i) => Math.abs(v - expect[i]) < 1e-6), `scores ${got} match the reference ${expect} within 1e-6 (f32)`);
   t.equal(r.replies.length, 2, 'both Python replicas served a slice');
   t.match((await rt.role('reward', 1).call('stats')).meta, { language: 'python', role: 'reward', replica: 1 });
   await t.rejects(rt.role('reward', 0).call('generate'), { code: 'unknown_method' });
-  await t.rejects(rt.role('reward', 0).call('score', { tensors: { sequences: { dtype: 'i32', shape: [1, 1], data: Int32Array.from([1]) } } }), { code: 'bad_message', message: /prompt_lengths/ });
+  await t.rejects(rt.role('reward', 0).call('score', { tensors: { ids: { dtype: 'i32', shape: [1, 1], data: Int32Array.from([1]) } } }), { code: 'bad_message', message: /'ids' and 'mask'/ });
+  await t.rejects(rt.role('reward', 0).call('score', { meta: { promptLength: 9 }, tensors: { ids: { dtype: 'i32', shape: [B, T], data: ids }, mask: { dtype: 'i32', shape: [B, T], data: mask } } }), { code: 'bad_message', message: /promptLength/ });
   await rt.shutdown();
   t.same(processesMentioning(runDir), []);
 });
@@ -75,9 +77,11 @@ t.test('the JS reward process (piscina pool) answers score', async (t) => {
 
   // Token ids in, decoded with the role's tokenizer: the answer is what follows the prompt.
   // vocab: Human: 2, Assistant: 3, i 4, love 5, this 6, hate 7, great 8, awful 9, day 10, [PAD] 0
-  const ids = Int32Array.from([2, 4, 3, 4, 5, 8, 10, 0, 2, 3, 7, 6, 9, 10, 0, 0]);
+  // Prompts left-padded to 3 tokens; the answer is the real tokens after them.
+  const tok = Int32Array.from([2, 4, 3, 4, 5, 8, 10, 0, 0, 2, 3, 7, 6, 9, 10, 0]);
   const byTokens = await rt.role('reward', 0).call('score', {
-    tensors: { sequences: { dtype: 'i32', shape: [2, 8], data: ids }, prompt_lengths: { dtype: 'i32', shape: [2], data: Int32Array.from([3, 2]) } },
+    meta: { promptLength: 3 },
+    tensors: { ids: { dtype: 'i32', shape: [2, 8], data: tok }, mask: { dtype: 'i32', shape: [2, 8], data: Int32Array.from(tok, (x) => (x ? 1 : 0)) } },
   });
   t.same([...byTokens.tensors.scores.data], [afinn.analyze('i love great day').score, afinn.analyze('hate this awful day').score]);
 
