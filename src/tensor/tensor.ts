@@ -172,6 +172,9 @@ function finish(t: Tensor, opts: MakeOptions | undefined): Tensor {
 
 /** A tensor holding a copy of `values` (f32 unless opts.dtype or an Int32Array says otherwise). */
 export function tensor(values: ArrayLike<number>, shape?: Shape, opts?: MakeOptions): Tensor {
+  if (values.length > 0 && typeof values[0] !== 'number') {
+    throw new Error(`tensor: values must be a flat array of numbers (got ${typeof values[0]} elements); pass the shape separately`);
+  }
   const sh = shape ?? [values.length];
   checkShape('tensor', sh);
   if (shapeSize(sh) !== values.length) {

@@ -20,6 +20,7 @@ t.test('makers and views', async (tt) => {
   tt.equal(T.sum(T.tensor([1, 2, 3])).item(), 6);
   tt.throws(() => T.tensor([1, 2, 3], [2, 2]), /tensor: 3 values do not fill shape \[2, 2\]/);
   tt.throws(() => T.zeros([2, -1]), /full: bad shape \[2, -1\]/);
+  tt.throws(() => T.tensor([[1, 2], [3, 4]] as unknown as number[], [2, 2]), /tensor: values must be a flat array of numbers/);
   tt.throws(() => T.tensor([1, 2]).item(), /item: tensor has 2 elements/);
 });
 
