@@ -157,7 +157,7 @@ class Role:
         s = self.s
         self.send("hello", 0, meta={"role": s["role"], "replica": s["replica"], "token": s["token"], "pid": os.getpid(),
                                     "host": socket.gethostname(), "devices": s["devices"], "threads": s["threads"],
-                                    "methods": ["ping", "stats", "shutdown", "score"], "language": "python"})
+                                    "capabilities": {"methods": ["ping", "stats", "shutdown", "score"], "language": "python"}})
         hb = s["heartbeat_ms"] / 1000.0
         last_heard = last_beat = time.time()
         poller = zmq.Poller()

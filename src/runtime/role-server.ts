@@ -89,7 +89,8 @@ class RoleServer {
     await this.send('hello', 0, {
       meta: {
         role: this.s.role, replica: this.s.replica, token: this.s.token, pid: process.pid, host: hostname(),
-        devices: this.s.devices, threads: this.s.threads, methods: [...BUILTIN, ...Object.keys(this.def.methods)], language: 'javascript',
+        devices: this.s.devices, threads: this.s.threads,
+        capabilities: { methods: [...BUILTIN, ...Object.keys(this.def.methods)], language: 'javascript' },
       },
     });
     const timer = setInterval(() => this.tick(), this.s.heartbeatMs);

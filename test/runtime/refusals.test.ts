@@ -127,7 +127,7 @@ t.test('a role refuses bad requests and keeps serving', async (t) => {
     }
   };
   const [id, hello] = await next('hello');
-  t.match(hello.meta, { role: 'reward', replica: 0, token: 'tok', pid: child.pid, methods: ['ping', 'stats', 'shutdown', 'echo'] });
+  t.match(hello.meta, { role: 'reward', replica: 0, token: 'tok', pid: child.pid, capabilities: { methods: ['ping', 'stats', 'shutdown', 'echo'], language: 'javascript' } });
   await router.send([id, ...encode({ kind: 'ready', id: 0, sender: 'coordinator' })]);
 
   await router.send([id, Buffer.from('not msgpack at all')]);
