@@ -3,12 +3,13 @@
 import { serveRole } from '../src/runtime/role-server.js';
 import { take, takeSeqs } from '../src/training/batch.js';
 import { PolicyEngine } from '../src/training/policy.js';
-import { metaNumber, stepSettings } from '../src/training/settings.js';
+import { metaBool, metaNumber, metaString, stepSettings } from '../src/training/settings.js';
 import { checkpointMethods, f32Out, i32Out, roleSetup } from './engine-role.js';
 
 await serveRole((ctx) => {
   const options = roleSetup(ctx);
-  const engine = PolicyEngine.load(options);
+  // args.ema: the moving average's beta (0: none), from ppo.ema / ppo.emaBeta.
+  const engine = PolicyEngine.load(options, typeof ctx.args.ema === 'number' ? ctx.args.ema : 0);
   const gen = (ctx.args.generation ?? {}) as Record<string, unknown>;
   const clipDefault = typeof ctx.args.clipRange === 'number' ? ctx.args.clipRange : 0.2;
   const ptxDefault = typeof ctx.args.ptxCoef === 'number' ? ctx.args.ptxCoef : 0;
@@ -65,6 +66,10 @@ await serveRole((ctx) => {
         };
       },
       ...checkpointMethods(engine),
+      // meta.ema: write the moving average of the weights instead of the weights.
+      save: (req) => {
+        engine.save(metaString('save', req.meta, 'dir'), metaBool('save', req.meta, 'optimizer', false), metaBool('save', req.meta, 'ema', false));
+      },
     },
     stats: () => ({ parameters: engine.model.parameters().reduce((n, p) => n + p.size, 0) }),
   };

@@ -2,10 +2,12 @@
 // generation with the KV cache, log-probs of sequences, an SFT step and a PPO
 // step (clipped policy loss, optional ptx language-model loss), each step one
 // optimizer update over micro-batches whose gradients accumulate.
+import { writeCheckpoint } from '../models/checkpoint.js';
 import { generate } from '../models/generate.js';
 import type { Transformer } from '../models/transformer.js';
-import { affine, fromData, fromI32, noGrad, tidy } from '../tensor/index.js';
+import { affine, fromData, noGrad, tidy } from '../tensor/index.js';
 import { type Seqs, forwardOptions, microRanges, rows, sliceSeqs } from './batch.js';
+import { Ema } from './ema.js';
 import { lmLoss, policyLoss } from './losses.js';
 import { type EngineOptions, buildModel } from './options.js';
 import type { StepSettings } from './settings.js';
@@ -76,13 +78,16 @@ function total(a: Float32Array): number {
 
 export class PolicyEngine {
   readonly trainer: Trainer;
+  /** The moving average of the weights over PPO updates, when asked for (emaBeta > 0). */
+  readonly ema: Ema | null;
 
-  constructor(readonly model: Transformer, options: EngineOptions) {
+  constructor(readonly model: Transformer, options: EngineOptions, emaBeta = 0) {
     this.trainer = new Trainer(model, options);
+    this.ema = emaBeta > 0 ? new Ema(model, emaBeta) : null;
   }
 
-  static load(options: EngineOptions): PolicyEngine {
-    return new PolicyEngine(buildModel(options), options);
+  static load(options: EngineOptions, emaBeta = 0): PolicyEngine {
+    return new PolicyEngine(buildModel(options), options, emaBeta);
   }
 
   /** Left-padded prompts [B, P] -> prompt + answer [B, T] with its mask (0 on pads and after EOS). */
@@ -98,7 +103,7 @@ export class PolicyEngine {
   /** log p(ids[b, t+1] | ids[b, ..t]) without dropout: [B, T-1]. */
   logprobs(s: Seqs): Float32Array {
     return noGrad(() => tidy(() => {
-      const lp = this.model.tokenLogprobs(fromI32(s.ids, [s.B, s.T]), forwardOptions(s, false));
+      const lp = this.model.tokenLogprobs(fromData(s.ids, [s.B, s.T]), forwardOptions(s, false));
       return Float32Array.from(lp.f32);
     }));
   }
@@ -113,7 +118,7 @@ export class PolicyEngine {
       for (const [a, b] of microRanges(s.B, st.microBatch)) {
         const mb = sliceSeqs(s, a, b);
         loss += tidy(() => {
-          const lp = this.model.tokenLogprobs(fromI32(mb.ids, [mb.B, mb.T]), forwardOptions(mb, true));
+          const lp = this.model.tokenLogprobs(fromData(mb.ids, [mb.B, mb.T]), forwardOptions(mb, true));
           const l = lmLoss(lp, fromData(rows(weights, s.T - 1, a, b), lp.shape), tokens);
           l.backward();
           return l.item();
@@ -133,7 +138,7 @@ export class PolicyEngine {
     const tokens = total(weights);
     if (tokens === 0) throw new Error('eval_sft: loss_mask selects no target token');
     const loss = noGrad(() => tidy(() => {
-      const lp = this.model.tokenLogprobs(fromI32(s.ids, [s.B, s.T]), forwardOptions(s, false));
+      const lp = this.model.tokenLogprobs(fromData(s.ids, [s.B, s.T]), forwardOptions(s, false));
       return lmLoss(lp, fromData(weights, lp.shape), tokens).item();
     }));
     return { loss, tokens };
@@ -152,7 +157,7 @@ export class PolicyEngine {
       for (const [a, b] of microRanges(x.B, st.microBatch)) {
         const mb = sliceSeqs(x, a, b);
         pl += tidy(() => {
-          const lp = this.model.tokenLogprobs(fromI32(mb.ids, [mb.B, mb.T]), forwardOptions(mb, true));
+          const lp = this.model.tokenLogprobs(fromData(mb.ids, [mb.B, mb.T]), forwardOptions(mb, true));
           const at = (arr: Float32Array) => fromData(rows(arr, A, a, b), lp.shape);
           const { loss, stats } = policyLoss(lp, at(x.oldLogprobs), at(x.advantages), at(x.actionMask), st.clipRange, actions);
           loss.backward();
@@ -168,7 +173,7 @@ export class PolicyEngine {
         for (const [a, b] of microRanges(ptx.B, st.microBatch)) {
           const mb = sliceSeqs(ptx, a, b);
           ptxLoss += tidy(() => {
-            const lp = this.model.tokenLogprobs(fromI32(mb.ids, [mb.B, mb.T]), forwardOptions(mb, true));
+            const lp = this.model.tokenLogprobs(fromData(mb.ids, [mb.B, mb.T]), forwardOptions(mb, true));
             const l = lmLoss(lp, fromData(rows(weights, ptx.T - 1, a, b), lp.shape), tokens);
             affine(l, st.ptxCoef, 0).backward();
             return l.item();
@@ -180,14 +185,21 @@ export class PolicyEngine {
       throw e;
     }
     const r = this.trainer.step(st);
+    if (!r.skipped) this.ema?.update(this.model);
     return { policyLoss: pl, clipFrac: clipped / actions, approxKl: kl / actions, ptxLoss, gradNorm: r.gradNorm, skipped: r.skipped };
   }
 
-  save(dir: string, withOptimizer: boolean): void {
-    this.trainer.save(dir, withOptimizer);
+  /** ema: write the moving average instead of the live weights. */
+  save(dir: string, withOptimizer: boolean, ema = false): void {
+    if (ema) {
+      if (!this.ema) throw new Error('save: meta.ema asks for the moving average, but this actor keeps none (start it with args.ema > 0)');
+      writeCheckpoint(dir, this.model.cfg, this.ema.params, { tokenizerFrom: this.trainer.options.model });
+      return;
+    }
+    this.trainer.save(dir, withOptimizer, this.ema ? this.ema.params : null);
   }
 
   load(dir: string, withOptimizer: boolean): void {
-    this.trainer.load(dir, withOptimizer);
+    this.trainer.load(dir, withOptimizer, this.ema ? this.ema.params : null);
   }
 }

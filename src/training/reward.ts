@@ -4,7 +4,7 @@
 // averaged over the positions from where the two sequences diverge up to the
 // later of their ends, then over pairs.
 import type { Transformer } from '../models/transformer.js';
-import { type Tensor, fromI32, gatherRows, noGrad, reshape, tidy } from '../tensor/index.js';
+import { type Tensor, fromData, fromI32, gatherRows, noGrad, reshape, tidy } from '../tensor/index.js';
 import { type Seqs, forwardOptions, lastReal, microRanges, sliceSeqs } from './batch.js';
 import { pairwiseLoss } from './losses.js';
 import { type EngineOptions, buildModel } from './options.js';
@@ -62,7 +62,7 @@ export class RewardEngine {
   }
 
   private valuesOf(s: Seqs, train: boolean): Tensor {
-    return this.model.values(fromI32(s.ids, [s.B, s.T]), forwardOptions(s, train));
+    return this.model.values(fromData(s.ids, [s.B, s.T]), forwardOptions(s, train));
   }
 
   /** The value at the last real token of each sequence, at or after promptLength: [B]. */

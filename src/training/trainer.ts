@@ -6,6 +6,7 @@
 import { readConfig } from '../models/config.js';
 import { readWeights, saveModel } from '../models/checkpoint.js';
 import { optimizerGroups } from '../models/lora.js';
+import type { Params } from '../models/families/layout.js';
 import type { NamedArray } from '../models/safetensors.js';
 import type { Transformer } from '../models/transformer.js';
 import { AdamW, clipGradNorm, gradNorm, type Tensor, zeroGrad } from '../tensor/index.js';
@@ -69,9 +70,10 @@ export class Trainer {
   /**
    * A Hugging Face folder (LoRA merged in, value head beside the base
    * tensors, tokenizer files copied from the source model) and, when asked,
-   * the optimizer state with the unmerged LoRA tensors beside it.
+   * the optimizer state with the unmerged LoRA tensors (and the weights'
+   * moving average, when one is kept) beside it.
    */
-  save(dir: string, withOptimizer: boolean): void {
+  save(dir: string, withOptimizer: boolean, ema: Params | null = null): void {
     saveModel(this.model, dir, { tokenizerFrom: this.options.model });
     if (!withOptimizer) return;
     const extra: NamedArray[] = [];
@@ -80,6 +82,7 @@ export class Trainer {
       extra.push({ name: `lora.${name}.A`, shape: [...a.A.shape], data: a.A.f32 }, { name: `lora.${name}.B`, shape: [...a.B.shape], data: a.B.f32 },
         { name: `base.${name}.w`, shape: [...w.shape], data: w.f32 });
     }
+    for (const [name, p] of ema ?? []) extra.push({ name: `ema.${name}`, shape: [...p.shape], data: p.data });
     saveOptimizerState(dir, this.optimizer.stateDict(), this.namedParams(), extra);
   }
 
@@ -88,7 +91,7 @@ export class Trainer {
    * optimizer keeps its references). Without optimizer state, LoRA adapters
    * restart at zero on top of the merged weights, which the model then equals.
    */
-  load(dir: string, withOptimizer: boolean): void {
+  load(dir: string, withOptimizer: boolean, ema: Params | null = null): void {
     const cfg = readConfig(dir);
     const w = readWeights(dir, cfg);
     const copyInto = (name: string, dst: Tensor, src: { shape: readonly number[]; data: Float32Array }) => {
@@ -107,15 +110,19 @@ export class Trainer {
     this.clearGrads();
     if (!withOptimizer) {
       for (const a of this.model.lora.values()) a.B.f32.fill(0);
+      // The average restarts from the loaded weights.
+      for (const [name, p] of ema ?? []) p.data.set(w.params.get(name)!.data);
       return;
     }
     const { sd, extra } = loadOptimizerState(dir, this.namedParams());
+    const getExtra = (key: string, what: string) => {
+      const v = extra.get(key);
+      if (!v) throw new Error(`load: ${dir}: optimizer state lacks '${key}' (${what})`);
+      return v;
+    };
+    for (const [name, p] of ema ?? []) p.data.set(getExtra(`ema.${name}`, 'the moving average of the weights'));
     for (const [name, a] of this.model.lora) {
-      const get = (key: string) => {
-        const v = extra.get(key);
-        if (!v) throw new Error(`load: ${dir}: optimizer state lacks '${key}' for the LoRA adapter on '${name}'`);
-        return v;
-      };
+      const get = (key: string) => getExtra(key, `the LoRA adapter on '${name}'`);
       a.A.f32.set(get(`lora.${name}.A`));
       a.B.f32.set(get(`lora.${name}.B`));
       this.model.p(`${name}.w`).f32.set(get(`base.${name}.w`));

@@ -1,7 +1,7 @@
 // The critic engine: per-token values from the value head and one update of
 // DeepSpeed-Chat's clipped value loss per call (micro-batches accumulate).
 import type { Transformer } from '../models/transformer.js';
-import { fromData, fromI32, noGrad, split, tidy } from '../tensor/index.js';
+import { fromData, noGrad, split, tidy } from '../tensor/index.js';
 import { type Seqs, forwardOptions, microRanges, rows, sliceSeqs } from './batch.js';
 import { valueLoss } from './losses.js';
 import { type EngineOptions, buildModel } from './options.js';
@@ -45,7 +45,7 @@ export class ValueEngine {
   }
 
   private perToken(s: Seqs, train: boolean) {
-    const v = this.model.values(fromI32(s.ids, [s.B, s.T]), forwardOptions(s, train));
+    const v = this.model.values(fromData(s.ids, [s.B, s.T]), forwardOptions(s, train));
     return split(v, [s.T - 1, 1], 1)[0];
   }
 

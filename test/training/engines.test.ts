@@ -10,7 +10,7 @@ import { answerMask, policyLoss as policyRef, valueLoss as valueRef } from '../.
 import { loadModel } from '../../src/models/checkpoint.js';
 import { generate } from '../../src/models/generate.js';
 import { initModelFolder } from '../../src/models/init.js';
-import { fromI32, noGrad, Rng } from '../../src/tensor/index.js';
+import { allocator, fromI32, noGrad, Rng } from '../../src/tensor/index.js';
 import type { Seqs } from '../../src/training/batch.js';
 import { engineOptions } from '../../src/training/options.js';
 import { PolicyEngine } from '../../src/training/policy.js';
@@ -237,5 +237,43 @@ t.test('reward: divergence spans, scores at the last real token, a learnable pre
   t.ok(after.acc >= 0.85, `held-out accuracy ${before.acc.toFixed(2)} -> ${after.acc.toFixed(2)}`);
   t.ok(after.loss < before.loss, `held-out loss ${before.loss.toFixed(3)} -> ${after.loss.toFixed(3)}`);
   t.ok(after.chosenMean > after.rejectedMean);
+  t.end();
+});
+
+t.test('PPO steps keep the allocator flat; generation and log-probs too', (t) => {
+  const e = PolicyEngine.load(opts());
+  const { s, A, actionMask } = experience(e, 4, 8);
+  const adv = Float32Array.from({ length: 4 * A }, (_, i) => (i % 3) - 1);
+  const inUse: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    e.generate(prompts(4, 4, 8), { maxNewTokens: 6, temperature: 1, topK: 0, topP: 1, seed: i });
+    const old = e.logprobs(s);
+    e.trainPpo({ ...s, oldLogprobs: old, advantages: adv, actionMask }, { ...step, lr: 1e-4, clipRange: 0.2, ptxCoef: 0, microBatch: 2 }, null);
+    inUse.push(allocator.stats().bytesInUse);
+  }
+  t.same(inUse.slice(2), Array(4).fill(inUse[2]), `bytes in use after each step: ${inUse.join(', ')}`);
+  t.end();
+});
+
+t.test('EMA of the actor: updated after each PPO step, saved on request, resumed exactly', (t) => {
+  const e = PolicyEngine.load(opts(), 0.75);
+  const before = Float32Array.from(e.model.p('h.0.qkv.w').f32);
+  const { s, A, actionMask } = experience(e, 4, 13);
+  const adv = Float32Array.from({ length: 4 * A }, (_, i) => (i % 3) - 1);
+  const train = (x: PolicyEngine) => x.trainPpo({ ...s, oldLogprobs: x.logprobs(s), advantages: adv, actionMask }, { ...step, lr: 1e-3, clipRange: 0.2, ptxCoef: 0 }, null);
+  train(e);
+  const now = e.model.p('h.0.qkv.w').f32;
+  const ema = e.ema!.params.get('h.0.qkv.w')!.data;
+  t.ok(maxDiff(ema, before.map((b, i) => 0.75 * b + 0.25 * now[i])) < 1e-7, 'ema = beta * ema + (1 - beta) * weights');
+  const dir = join(root, 'ema');
+  e.save(dir, false, true);
+  t.equal(maxDiff(loadModel(dir).p('h.0.qkv.w').f32, ema), 0, 'save with ema writes the average');
+  e.save(join(root, 'ema-resume'), true);
+  const b = PolicyEngine.load(opts(), 0.75);
+  b.load(join(root, 'ema-resume'), true);
+  train(e);
+  train(b);
+  t.equal(maxDiff(b.ema!.params.get('h.0.qkv.w')!.data, e.ema!.params.get('h.0.qkv.w')!.data), 0, 'the average resumes exactly');
+  t.throws(() => PolicyEngine.load(opts()).save(dir, false, true), /keeps none/);
   t.end();
 });
