@@ -5,7 +5,7 @@
 import { native } from '../../native.js';
 import { defineRule, record } from '../tape/autograd.js';
 import { empty, fmtShape, type Tensor } from '../tensor.js';
-import { f32, fail, finiteNumber } from './check.js';
+import { f32, fail, numberArg } from './check.js';
 
 /** Rows of a over which b repeats: 0 when b has a's shape. */
 function broadcastRows(op: string, a: Tensor, b: Tensor): number {
@@ -52,8 +52,8 @@ interface Bcast {
 /** out = x * alpha + beta. */
 export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   const xd = f32('affine', 'x', x);
-  finiteNumber('affine', 'alpha', alpha);
-  finiteNumber('affine', 'beta', beta);
+  numberArg('affine', 'alpha', alpha);
+  numberArg('affine', 'beta', beta);
   const out = empty(x.shape);
   native.affine(out.f32, xd, alpha, beta);
   record('affine', out, [x], [], [], { alpha });
@@ -236,8 +236,8 @@ export function maximum(a: Tensor, b: Tensor | number): Tensor {
 
 function clampOp(op: string, x: Tensor, lo: number, hi: number): Tensor {
   const xd = f32(op, 'x', x);
-  finiteNumber(op, 'lo', lo);
-  finiteNumber(op, 'hi', hi);
+  numberArg(op, 'lo', lo);
+  numberArg(op, 'hi', hi);
   if (lo > hi) fail(op, `lo ${lo} > hi ${hi}`);
   const out = empty(x.shape);
   native.clamp(out.f32, xd, lo, hi);

@@ -35,7 +35,8 @@ export function rank(op: string, name: string, t: Tensor, min: number, max = min
   }
 }
 
-export function finiteNumber(op: string, name: string, v: number): void {
+/** Throws unless v is a number (infinities allowed: clamp bounds). */
+export function numberArg(op: string, name: string, v: number): void {
   if (typeof v !== 'number' || Number.isNaN(v)) fail(op, `${name} must be a number, got ${String(v)}`);
 }
 
