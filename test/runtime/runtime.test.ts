@@ -2,6 +2,8 @@
 // placement and affinity, calls to single replicas and to groups, a 100 MB
 // tensor round trip, and no process or socket left behind.
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import t from 'tap';
 import { startRuntime } from '../../src/runtime/coordinator.js';
 import { inProcessRoles } from '../../src/runtime/handles.js';
@@ -133,4 +135,31 @@ t.test('in-process roles behave as role processes through the same interface', a
   t.same([...r.tensors.who.data], [0, 0, 1]);
   await t.rejects(roles.role('reward', 0).call('nope'), RuntimeError);
   t.throws(() => roles.group('actor'), { code: 'role_missing' });
+});
+
+t.test('a run directory too long for a unix socket path gets a short private socket folder', async (t) => {
+  const base = tempRunDir(t);
+  const runDir = join(base, 'x'.repeat(60), 'y'.repeat(60));
+  const rt = await startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO } }, { runDir });
+  t.teardown(() => rt.shutdown());
+  const sock = rt.ipcEndpoint.slice('ipc://'.length);
+  t.ok(sock.length < 100 && sock.startsWith(tmpdir()), `socket at ${sock}`);
+  t.equal((await rt.role('reward', 0).call('echo', { meta: { x: 1 } })).meta.x, 1);
+  await rt.shutdown();
+  t.notOk(existsSync(dirname(sock)), 'its folder is removed at shutdown');
+});
+
+t.test('plans and options with mistakes are refused before anything starts', async (t) => {
+  const runDir = tempRunDir(t);
+  await t.rejects(startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO, gpus: 2 } as never }, { runDir }), /role 'reward': unknown field 'gpus'/);
+  await t.rejects(startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO } }, { runDir, heartbeat: 1 } as never), /unknown option 'heartbeat'/);
+  await t.rejects(
+    startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO, node: 'gpu-1' } }, { runDir }),
+    /places roles on node\(s\) gpu-1 but no 'listen' endpoint/,
+  );
+  await t.rejects(
+    startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO, node: 'gpu-1' } }, { runDir, listen: 'tcp://127.0.0.1:*', nodeTimeoutMs: 300 }),
+    /node\(s\) gpu-1 did not join tcp:\/\/127\.0\.0\.1:\d+ within 300 ms \(start them with: quartet node --coordinator/,
+  );
+  t.same(processesMentioning(runDir), []);
 });
