@@ -17,7 +17,7 @@ export interface CallResult {
 }
 
 export interface CallOptions {
-  /** Fail with a retriable 'timeout' error after this long (default: the runtime's callTimeoutMs). */
+  /** Fail with a retriable 'timeout' error after this long (default: the runtime's callTimeoutMs); 0: no deadline. */
   timeoutMs?: number;
 }
 
