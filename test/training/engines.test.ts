@@ -213,6 +213,11 @@ t.test('reward: divergence spans, scores at the last real token, a learnable pre
   const v = noGrad(() => Float32Array.from(rm.model.values(fromI32(s.ids, [2, T]), { mask: s.mask }).f32));
   const sc = rm.score(s, 2);
   t.ok(Math.abs(sc[0] - v[4]) < 1e-5 && Math.abs(sc[1] - v[T + 2]) < 1e-5, 'score = value at the last real token (right padding)');
+  // Pad id = eos (299): an eos the mask calls real is scored; the pads after it are not.
+  const withEos = mk([[5, 6, 7, 299], [1, 299, 3]]);
+  const ve = noGrad(() => Float32Array.from(rm.model.values(fromI32(withEos.ids, [2, T]), { mask: withEos.mask }).f32));
+  const se = rm.score(withEos, 1);
+  t.ok(Math.abs(se[0] - ve[3]) < 1e-5 && Math.abs(se[1] - ve[T + 2]) < 1e-5, 'the mask, not the pad id, finds the last real token');
 
   // Preference: answers with more tokens from 10..29 are chosen.
   const rng = new Rng(17);
