@@ -136,6 +136,16 @@ t.test('tidy frees what it does not return; params and kept tensors survive; mem
   tt.throws(() => T.tidy(() => Promise.resolve(1)), /tidy: fn returned a Promise/);
 });
 
+t.test('a tidy that throws frees everything it made and rethrows', async (tt) => {
+  const w = T.param(T.tensor([1, 2]));
+  const before = T.allocator.stats().bytesInUse;
+  tt.throws(() => T.tidy(() => {
+    T.exp(T.mul(w, 2));
+    T.linear(T.zeros([2, 3]), T.zeros([4, 5]));
+  }), /linear: x \[2, 3\] does not match weight \[4, 5\]/);
+  tt.equal(T.allocator.stats().bytesInUse, before);
+});
+
 t.test('a graph returned from tidy can still run backward; its saved buffers go after', async (tt) => {
   const w = T.param(T.tensor([0.5, -1]));
   const before = T.allocator.stats().bytesInUse;
