@@ -336,10 +336,14 @@ void rows_dot_bt(int64_t K, const float* a, const float* B, int64_t ldb, int64_t
     for (int i = 0; i < MM; i++)
       for (int g = 0; g < JG; g++) acc[i][g] = vzero();
     int64_t k = 0;
+    // Rows of B come from memory in short runs (one per row); asking for the
+    // next group's rows while this one computes keeps more loads in flight.
+    const float* next = jb + 2 * JG <= j0 + jn ? B + (jb + JG) * ldb : nullptr;
     if (jg_n == JG) {
       for (; k + VL <= K; k += VL) {
 #pragma GCC unroll 4
         for (int g = 0; g < JG; g++) {
+          if (next) __builtin_prefetch(next + g * ldb + k);
           vec bv = vload(B + (jb + g) * ldb + k);
 #pragma GCC unroll 8
           for (int i = 0; i < MM; i++) acc[i][g] = vfma(vload(a + i * K + k), bv, acc[i][g]);
