@@ -19,10 +19,7 @@ void logprobs_forward(float* out, float* lse, const float* logits, const int32_t
 #pragma omp simd reduction(max : mx)
     for (int64_t v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
     const float shift = mx == -INFINITY ? 0.0f : mx;
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t v = 0; v < V; v++) s += exp_fast(x[v] - shift);
-    const float l = shift + std::log(s);
+    const float l = shift + std::log(sum_exp_row(x, nullptr, shift, V));
     lse[r] = l;
     out[r] = labels[r] >= 0 ? x[labels[r]] - l : 0.0f;
   }

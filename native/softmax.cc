@@ -18,13 +18,7 @@ void softmax_forward(float* out, const float* inp, int64_t N, int64_t C) {
     for (int64_t c = 0; c < C; c++) mx = x[c] > mx ? x[c] : mx;
     // A row of -inf (fully masked) would give NaN from -inf - -inf; it gives 0 instead.
     const float shift = mx == -INFINITY ? 0.0f : mx;
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < C; c++) {
-      const float e = exp_fast(x[c] - shift);
-      o[c] = e;
-      s += e;
-    }
+    const float s = sum_exp_row(x, o, shift, C);
     const float inv = s > 0.0f ? 1.0f / s : 0.0f;
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) o[c] *= inv;

@@ -112,4 +112,37 @@ static inline void sqrt_inplace(float* x, int64_t n) {
   for (; i < n; i++) x[i] = std::sqrt(x[i]);
 }
 
+// sum_i exp(x[i] - shift) over a row, also storing each term in e[i] when e is not null.
+// Sixteen fixed accumulators (one AVX-512 vector, two AVX2 vectors, or sixteen scalars)
+// make the result the same for every vector width and keep each float sum to n/16 terms;
+// they are added in double at the end.
+static inline float sum_exp_row(const float* x, float* e, float shift, int64_t n) {
+  constexpr int kLanes = 16;
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  if (e) {
+    for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+      for (int l = 0; l < kLanes; l++) {
+        const float v = exp_fast(x[i + l] - shift);
+        e[i + l] = v;
+        acc[l] += v;
+      }
+    }
+  } else {
+    for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+      for (int l = 0; l < kLanes; l++) acc[l] += exp_fast(x[i + l] - shift);
+    }
+  }
+  double total = 0.0;
+  for (; i < n; i++) {
+    const float v = exp_fast(x[i] - shift);
+    if (e) e[i] = v;
+    total += v;
+  }
+  for (int l = 0; l < kLanes; l++) total += acc[l];
+  return static_cast<float>(total);
+}
+
 }  // namespace quartet
