@@ -507,8 +507,9 @@ export class Coordinator implements Roles {
     const rep = this.replica(info.role, info.replica);
     if (!rep || rep.plan.node !== node) return;
     const how = info.spawnError ? `could not start: ${info.spawnError}` : info.signal ? `was killed by ${info.signal}` : `exited with code ${info.code}`;
-    rep.log.note(`pid ${info.pid} ${how}`);
-    if (info.token !== rep.token) return; // an earlier process of this replica
+    // An earlier process of this replica, or one we stopped or killed ourselves: just record it.
+    if (info.token !== rep.token || (rep.state !== 'ready' && rep.state !== 'starting') || this.closing) rep.log.note(`pid ${info.pid} ${how}`);
+    if (info.token !== rep.token) return;
     rep.markExited();
     if (rep.state === 'stopped' || rep.state === 'failed' || this.closing) {
       rep.state = rep.state === 'failed' ? 'failed' : 'stopped';
@@ -523,7 +524,7 @@ export class Coordinator implements Roles {
   private down(rep: Replica, why: string): void {
     if (rep.state === 'stopped' || rep.state === 'failed' || rep.state === 'restarting' || this.closing || this.failed) return;
     const name = `${rep.plan.role}/${rep.plan.replica}`;
-    rep.log.note(`${name} ${why}`);
+    rep.log.note(`${name} (pid ${rep.pid}) ${why}`);
     this.forgetPeer(rep);
     this.kill(rep);
     if (rep.restarts < rep.plan.maxRestarts) {
