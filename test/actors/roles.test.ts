@@ -107,6 +107,17 @@ t.test('actor, critic, reference and reward processes serve every method', async
   await call('actor', 'save', { dir: join(runDir, 'actor-out') });
   await call('reward', 'save', { dir: join(runDir, 'rm-out') });
   t.ok(existsSync(join(runDir, 'actor-out/config.json')) && !existsSync(join(runDir, 'actor-out/optimizer.json')), 'actor saved without optimizer state');
+  const lpBefore = (await call('actor', 'logprobs', {}, seq)).tensors.logprobs.data as Float32Array;
+  const scBefore = (await call('reward', 'score', { promptLength: P }, seq)).tensors.scores.data as Float32Array;
+  // Reload the starting folders, then the saved ones: the saved state comes back.
+  await call('actor', 'load', { dir: actorDir });
+  await call('reward', 'load', { dir: rmDir });
+  t.equal(maxDiff((await call('actor', 'logprobs', {}, seq)).tensors.logprobs.data as Float32Array, refLp.tensors.logprobs.data as Float32Array), 0, 'actor load of the SFT folder restores the reference\'s log-probs');
+  await call('actor', 'load', { dir: join(runDir, 'actor-out') });
+  await call('reward', 'load', { dir: join(runDir, 'rm-out') });
+  t.equal(maxDiff((await call('actor', 'logprobs', {}, seq)).tensors.logprobs.data as Float32Array, lpBefore), 0, 'actor load of its saved folder');
+  t.equal(maxDiff((await call('reward', 'score', { promptLength: P }, seq)).tensors.scores.data as Float32Array, scBefore), 0, 'reward load of its saved folder');
+  await t.rejects(call('reward', 'load', { dir: join(runDir, 'nowhere') }), { message: /nowhere/ });
 
   // Bad input names the tensor or key.
   await t.rejects(call('actor', 'train_ppo', step, seq), { message: /train_ppo: tensor 'old_logprobs' is missing/ });
