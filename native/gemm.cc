@@ -15,6 +15,10 @@
 
 #include "gemm_own.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #if defined(QUARTET_BLAS_OPENBLAS)
 #include <cblas.h>
 #define QUARTET_HAVE_BLAS 1
@@ -34,7 +38,15 @@ static const char* const kBlasName = "own";
 namespace quartet {
 
 namespace {
-int g_threads = 1;
+// Until gemm_set_threads is called, as many threads as the other kernels (OpenMP's default).
+int default_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+int g_threads = default_threads();
 #if QUARTET_HAVE_BLAS && !defined(__AVX512F__)
 bool g_use_blas = true;
 #else
