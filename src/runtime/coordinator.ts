@@ -17,75 +17,13 @@ import { RoleGroup, type CallOptions, type CallResult, type Payload, type RoleHa
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
 import { LOCAL_NODE, planPlacement, type Placement, type PlanInput, type ReplicaPlan } from './placement.js';
 import { decode, encode, RuntimeError, type Header, type Message, type Meta } from './protocol.js';
+import { failAll, newReplica, settle, waitReady, type Endpoint, type Pending, type Peer, type RemoteNode, type Replica, type ReplicaStats } from './records.js';
 import { RoleLog } from './role-log.js';
 import { SendQueue, SOCKET_BUFFER_BYTES } from './send-queue.js';
 
-type ReplicaState = 'idle' | 'starting' | 'ready' | 'restarting' | 'stopped' | 'failed';
-
-interface Pending {
-  method: string;
-  resolve(r: CallResult): void;
-  reject(e: RuntimeError): void;
-  timer?: NodeJS.Timeout;
-}
-
-interface Peer {
-  key: string;
-  sock: Endpoint;
-  id: Buffer;
-  name: string;
-  lastHeard: number;
-  replica?: Replica;
-  node?: RemoteNode;
-}
-
-interface Replica {
-  plan: ReplicaPlan;
-  log: RoleLog;
-  state: ReplicaState;
-  token: string;
-  pid: number;
-  peer: Peer | null;
-  restarts: number;
-  spawnedAt: number;
-  lastHeard: number;
-  calls: number;
-  pending: Map<number, Pending>;
-  waiters: Set<{ resolve(): void; reject(e: RuntimeError): void }>;
-  exited: Promise<void>;
-  markExited: () => void;
-  handle: RoleHandle;
-}
-
-interface RemoteNode {
-  name: string;
-  peer: Peer;
-  info: Meta;
-  pending: Map<number, Pending>;
-}
-
-interface Endpoint {
-  sock: zmq.Router;
-  out: SendQueue;
-  index: number;
-  address: string;
-}
-
-export interface ReplicaStats {
-  role: string;
-  replica: number;
-  node: string;
-  state: ReplicaState;
-  pid: number;
-  restarts: number;
-  calls: number;
-  inFlight: number;
-  logFile: string;
-  /** What the role's `stats` method reported (memory, threads, devices, ...), or its error. */
-  report: Meta | { error: string };
-}
-
 let runCounter = 0;
+
+export type { ReplicaStats } from './records.js';
 
 export class Coordinator implements Roles {
   readonly runDir: string;
@@ -201,12 +139,7 @@ export class Coordinator implements Roles {
 
   private newReplica(plan: ReplicaPlan): Replica {
     const log = new RoleLog(join(this.runDir, 'logs'), plan.role, plan.replica, this.opts.echo);
-    const rep: Replica = {
-      plan, log, state: 'idle', token: '', pid: 0, peer: null, restarts: 0, spawnedAt: 0, lastHeard: 0, calls: 0,
-      pending: new Map(), waiters: new Set(), exited: Promise.resolve(), markExited: () => {},
-      handle: { role: plan.role, replica: plan.replica, call: (m, p, o) => this.call(rep, m, p, o) },
-    };
-    return rep;
+    return newReplica(plan, log, (rep, m, p, o) => this.call(rep, m, p, o));
   }
 
   private waitForNodes(names: string[]): Promise<void> {
@@ -318,18 +251,7 @@ export class Coordinator implements Roles {
   }
 
   private waitReady(rep: Replica, deadline: number): Promise<void> {
-    if (rep.state === 'ready') return Promise.resolve();
-    const name = `${rep.plan.role}/${rep.plan.replica}`;
-    if (this.failed) return Promise.reject(this.failed);
-    if (rep.state === 'stopped' || rep.state === 'failed') return Promise.reject(new RuntimeError('role_missing', `${name} is ${rep.state}`));
-    return new Promise((resolve, reject) => {
-      const w = {
-        resolve: () => { clearTimeout(timer); rep.waiters.delete(w); resolve(); },
-        reject: (e: RuntimeError) => { clearTimeout(timer); rep.waiters.delete(w); reject(e); },
-      };
-      const timer = deadline === Infinity ? undefined : setTimeout(() => w.reject(new RuntimeError('timeout', `${name} was not ready in time (state ${rep.state})`, true)), deadline - Date.now());
-      rep.waiters.add(w);
-    });
+    return this.failed ? Promise.reject(this.failed) : waitReady(rep, deadline);
   }
 
   // ---- receiving ----
@@ -401,15 +323,8 @@ export class Coordinator implements Roles {
       case 'hb':
         return;
       case 'rep':
-      case 'err': {
-        const p = rep.pending.get(m.id);
-        if (!p) return; // a reply after its caller timed out
-        rep.pending.delete(m.id);
-        clearTimeout(p.timer);
-        if (m.kind === 'err') p.reject(RuntimeError.from(m.error!));
-        else p.resolve({ meta: m.meta ?? {}, tensors: m.data, metrics: (m.metrics as Record<string, number>) ?? {} });
-        return;
-      }
+      case 'err':
+        return settle(rep.pending, m); // no pending entry: a reply after its caller timed out
       case 'log':
         for (const l of asLines(m.meta?.lines)) rep.log.write(l);
         return;
@@ -427,15 +342,8 @@ export class Coordinator implements Roles {
       case 'hb':
         return;
       case 'rep':
-      case 'err': {
-        const p = node.pending.get(m.id);
-        if (!p) return;
-        node.pending.delete(m.id);
-        clearTimeout(p.timer);
-        if (m.kind === 'err') p.reject(RuntimeError.from(m.error!));
-        else p.resolve({ meta: m.meta ?? {}, tensors: m.data, metrics: {} });
-        return;
-      }
+      case 'err':
+        return settle(node.pending, m);
       case 'log': {
         const meta = m.meta ?? {};
         const rep = this.replica(String(meta.role), Number(meta.replica));
@@ -514,7 +422,7 @@ export class Coordinator implements Roles {
     if (rep.state === 'stopped' || rep.state === 'failed' || this.closing) {
       rep.state = rep.state === 'failed' ? 'failed' : 'stopped';
       this.forgetPeer(rep);
-      this.failPending(rep, new RuntimeError('shutting_down', `${info.role}/${info.replica} stopped`, false));
+      failAll(rep.pending, new RuntimeError('shutting_down', `${info.role}/${info.replica} stopped`, false));
       return;
     }
     this.down(rep, how);
@@ -530,7 +438,7 @@ export class Coordinator implements Roles {
     if (rep.restarts < rep.plan.maxRestarts) {
       rep.state = 'restarting';
       rep.restarts++;
-      this.failPending(rep, new RuntimeError('role_died', `${name} ${why}; restarting it (restart ${rep.restarts} of ${rep.plan.maxRestarts})`, true));
+      failAll(rep.pending, new RuntimeError('role_died', `${name} ${why}; restarting it (restart ${rep.restarts} of ${rep.plan.maxRestarts})`, true));
       void rep.exited.then(() => {
         if (!this.closing && !this.failed && rep.state === 'restarting') return this.spawn(rep);
       });
@@ -555,11 +463,7 @@ export class Coordinator implements Roles {
     this.nodes.delete(node.name);
     this.peers.delete(node.peer.key);
     this.note(`node '${node.name}' ${why}`);
-    for (const p of node.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(new RuntimeError('role_died', `node '${node.name}' ${why}`, true));
-    }
-    node.pending.clear();
+    failAll(node.pending, new RuntimeError('role_died', `node '${node.name}' ${why}`, true));
     for (const rep of [...this.roles.values()].flat()) {
       if (rep.plan.node !== node.name) continue;
       rep.markExited();
@@ -576,20 +480,12 @@ export class Coordinator implements Roles {
     rep.peer = null;
   }
 
-  private failPending(rep: Replica, err: RuntimeError): void {
-    for (const p of rep.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
-    rep.pending.clear();
-  }
-
   private fail(err: RuntimeError): void {
     if (this.failed) return;
     this.failed = err;
     this.note(err.message);
     for (const rep of [...this.roles.values()].flat()) {
-      this.failPending(rep, err);
+      failAll(rep.pending, err);
       for (const w of [...rep.waiters]) w.reject(err);
     }
     for (const w of this.nodeWaiters) w();
@@ -636,7 +532,7 @@ export class Coordinator implements Roles {
     for (const rep of all) {
       if (rep.state !== 'failed') rep.state = 'stopped';
       if (rep.peer) this.send(rep.peer, { kind: 'bye', id: 0 });
-      this.failPending(rep, this.failed ?? new RuntimeError('shutting_down', `${rep.plan.role}/${rep.plan.replica}: the runtime is shutting down`));
+      failAll(rep.pending, this.failed ?? new RuntimeError('shutting_down', `${rep.plan.role}/${rep.plan.replica}: the runtime is shutting down`));
       for (const w of [...rep.waiters]) w.reject(new RuntimeError('shutting_down', 'the runtime is shutting down'));
     }
     for (const node of this.nodes.values()) this.send(node.peer, { kind: 'bye', id: 0 });
