@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <initializer_list>
 #include <new>
 #include <string>
@@ -55,6 +56,13 @@ using F32 = Arr<float>;
 // Dimensions above this are surely a bug, and keep products of a few far from overflow.
 constexpr double kMaxDim = 1099511627776.0;  // 2^40
 
+// A number as a person would write it: 3, 1.5, -1, nan, 1.099511628e+12.
+std::string num(double d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", d);
+  return buf;
+}
+
 std::string describe(const Napi::Value& v) {
   if (v.IsNull()) return "null";
   if (v.IsUndefined()) return "undefined";
@@ -72,7 +80,7 @@ std::string describe(const Napi::Value& v) {
       default: return "a typed array";
     }
   }
-  if (v.IsNumber()) return "number " + std::to_string(v.As<Napi::Number>().DoubleValue());
+  if (v.IsNumber()) return "number " + num(v.As<Napi::Number>().DoubleValue());
   if (v.IsBoolean()) return "boolean";
   if (v.IsString()) return "string";
   if (v.IsArray()) return "Array";
@@ -116,14 +124,14 @@ class Args {
   }
   double finite(size_t i, const char* name) const {
     double d = number(i, name);
-    if (!std::isfinite(d)) range_error(arg(name) + " must be finite, got " + std::to_string(d));
+    if (!std::isfinite(d)) range_error(arg(name) + " must be finite, got " + num(d));
     return d;
   }
   // A non-negative integer (a size, count, stride or step).
   int64_t dim(size_t i, const char* name) const {
     double d = number(i, name);
     if (!(d >= 0 && d <= kMaxDim && std::floor(d) == d)) {
-      range_error(arg(name) + " must be an integer in [0, 2^40], got " + std::to_string(d));
+      range_error(arg(name) + " must be an integer in [0, 2^40], got " + num(d));
     }
     return static_cast<int64_t>(d);
   }
@@ -417,10 +425,10 @@ Napi::Value gelu_backward(Args& a) {
 Napi::Value dropout(Args& a) {
   F32 out = a.f32(0, "out"), mask = a.f32(1, "mask"), x = a.f32(2, "a");
   const double p = a.number(3, "p");
-  if (!(p >= 0.0 && p <= 1.0)) a.range_error("argument 'p' must be in [0, 1], got " + std::to_string(p));
+  if (!(p >= 0.0 && p <= 1.0)) a.range_error("argument 'p' must be in [0, 1], got " + num(p));
   const double seed = a.number(4, "seed");
   if (!(seed >= 0 && seed <= 9007199254740992.0 && std::floor(seed) == seed)) {
-    a.range_error("argument 'seed' must be an integer in [0, 2^53], got " + std::to_string(seed));
+    a.range_error("argument 'seed' must be an integer in [0, 2^53], got " + num(seed));
   }
   a.need(out, x.length);
   a.need(mask, x.length);
@@ -758,10 +766,10 @@ Napi::Value adamw(Args& a) {
   const double lr = a.finite(4, "lr"), beta1 = a.finite(5, "beta1"), beta2 = a.finite(6, "beta2");
   const double eps = a.finite(7, "eps"), wd = a.finite(8, "weightDecay");
   const int64_t step = a.dim(9, "step");
-  if (lr < 0) a.range_error("argument 'lr' must be >= 0, got " + std::to_string(lr));
-  if (!(beta1 >= 0 && beta1 < 1)) a.range_error("argument 'beta1' must be in [0, 1), got " + std::to_string(beta1));
-  if (!(beta2 >= 0 && beta2 < 1)) a.range_error("argument 'beta2' must be in [0, 1), got " + std::to_string(beta2));
-  if (eps < 0) a.range_error("argument 'eps' must be >= 0, got " + std::to_string(eps));
+  if (lr < 0) a.range_error("argument 'lr' must be >= 0, got " + num(lr));
+  if (!(beta1 >= 0 && beta1 < 1)) a.range_error("argument 'beta1' must be in [0, 1), got " + num(beta1));
+  if (!(beta2 >= 0 && beta2 < 1)) a.range_error("argument 'beta2' must be in [0, 1), got " + num(beta2));
+  if (eps < 0) a.range_error("argument 'eps' must be >= 0, got " + num(eps));
   if (step < 1) a.range_error("argument 'step' must be at least 1 (steps count from 1), got 0");
   a.need(grad, param.length);
   a.need(m, param.length);
