@@ -10,6 +10,7 @@ import { placementPlan, roleModel } from '../config/plan.js';
 import { saveResolvedConfig } from '../config/print.js';
 import { dataContext, loadPpoPrompts, loadRmData, loadSftData } from '../data/datasets.js';
 import { loadPtxBlocks } from '../data/ptx.js';
+import { readConfig } from '../models/config.js';
 import { QTokenizer } from '../models/tokenizer.js';
 import { writeReport } from '../report/report.js';
 import { startRuntime, type PlanInput, type Roles } from '../runtime/index.js';
@@ -59,9 +60,19 @@ async function startWith<D>(start: () => Promise<StepRoles>, load: () => Promise
   throw r.status === 'rejected' ? r.reason : (d as PromiseRejectedResult).reason;
 }
 
+/**
+ * The model folder a step needs, checked before any role process starts: it
+ * exists and its config.json names a supported family (a bad folder fails in
+ * milliseconds, with the key that named it, rather than in a role's log).
+ */
 function need(value: string | null, key: string, step: StepName, flag: string): string {
   if (value === null) throw new Error(`${step}: ${key} is not set; give a Hugging Face model folder (${flag} DIR or --${key}=DIR)`);
   if (!existsSync(value)) throw new Error(`${step}: ${key} = '${value}' does not exist`);
+  try {
+    readConfig(value);
+  } catch (err) {
+    throw new Error(`${step}: ${key} = '${value}': ${(err as Error).message}`);
+  }
   return value;
 }
 

@@ -175,8 +175,9 @@ export class PpoDriver {
   async run(): Promise<PpoResult> {
     const log = this.hooks.log ?? (() => {});
     const { ppo } = this.config;
-    const bar = this.hooks.progress === false ? null : new Progress({ total: this.total, label: 'ppo', unit: 'steps' });
-    bar?.update(this.state.step);
+    const resumedAt = this.state.step;
+    const bar = this.hooks.progress === false ? null
+      : new Progress({ total: this.total - resumedAt, label: resumedAt ? `ppo (from step ${resumedAt})` : 'ppo', unit: 'steps' });
     let firstReward: number | null = null, lastReward: number | null = null;
     while (this.state.step < this.total && !this.hooks.shouldStop?.()) {
       const figures = await this.step();
