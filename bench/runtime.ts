@@ -64,8 +64,19 @@ async function throughput(r: Reporter, transport: string, role: RoleHandle): Pro
   }
 }
 
+/** One in-process copy of 64 MB: what the memory system gives right now (a receive costs at least one such copy). */
+function memcpyReference(r: Reporter): void {
+  const a = Buffer.alloc(64 << 20, 1), b = Buffer.alloc(64 << 20);
+  a.copy(b);
+  const reps = 10, t0 = process.hrtime.bigint();
+  for (let i = 0; i < reps; i++) a.copy(b);
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  r.add({ name: 'reference: memcpy 64 MB in one process', figures: { gb_per_s: (reps * a.length) / s / 1e9, ms_per_call: (s / reps) * 1e3, reps, bar: '' } });
+}
+
 export async function run(opts: BenchOptions): Promise<void> {
   const r = new Reporter(opts);
+  memcpyReference(r);
   const runDir = mkdtempSync(join(tmpdir(), 'qbench-'));
   const rt = await Coordinator.open({ runDir, listen: 'tcp://127.0.0.1:*' });
   const node = runNode({ coordinator: rt.tcpEndpoint!, keys: readNodeKeys(rt.nodeKeysFile!), name: 'loopback', log: () => {} });
