@@ -4,6 +4,7 @@
 // places a role there and calls it. Without root or `ip netns`, the same over
 // loopback.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -94,6 +95,11 @@ t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
   t.notOk(alive(pid));
   t.same(processesMentioning(endpoint), [], 'no remote role is left');
   t.same(processesMentioning(runDir), [], 'no local role is left');
+  const [, host, port] = /^tcp:\/\/(.+):(\d+)$/.exec(endpoint)!;
+  const server = createServer();
+  await new Promise<void>((res, rej) => server.once('error', rej).listen(Number(port), host, () => res()));
+  server.close();
+  t.pass(`port ${port} is free again`);
 });
 
 t.test('kill -9 the coordinator: the node agent and its roles exit within a few seconds', async (t) => {
