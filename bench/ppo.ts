@@ -1,0 +1,151 @@
+// `npm run bench -- ppo [--json] [--steps N] [--layout split|shared]`: one PPO
+// step of the `tiny` config (4 layers, 4 heads, C 256, V 8192; batch 8,
+// prompt 64, 64 sampled tokens) through the coordinator's PPO driver with the
+// four roles as processes on this machine's 2 cores, broken down into
+// generation / experience (actor and reference log-probs, reward score,
+// critic values, rewards and GAE) / training (actor and critic updates),
+// side by side with the plain-PyTorch PPO step of ../shared/bench/torch_ref.py
+// (same shapes, same phases, one process, 2 threads) measured in the same run.
+//
+// Layouts: 'split' (default) gives the actor both cores (2 threads) and the
+// other roles one core each (reference on core 0, reward and critic on core
+// 1), so generation uses the whole machine and the experience and training
+// phases run their roles in parallel; 'shared' gives every role both cores.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { defaultConfig, type Config } from '../src/config/defaults.js';
+import { placementPlan } from '../src/config/plan.js';
+import { PpoDriver } from '../src/coordinator/ppo.js';
+import { runPaths } from '../src/coordinator/run-dir.js';
+import { initModelFolder } from '../src/models/init.js';
+import { startRuntime } from '../src/runtime/index.js';
+import { Reporter, type BenchOptions } from './report.js';
+
+const exec = promisify(execFile);
+const TORCH_REF = '/work/shared/bench/torch_ref.py';
+const PYTHONS = ['/work/venv/bin/python', '/usr/bin/python3'];
+const TUNED_ENV = { OMP_WAIT_POLICY: 'PASSIVE', MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '17179869184' };
+const SHAPE = { layers: 4, heads: 4, hidden: 256, vocab: 8192, batch: 8, prompt: 64, newTokens: 64 };
+
+interface Phases {
+  generate_ms: number;
+  experience_ms: number;
+  train_ms: number;
+  total_ms: number;
+}
+
+function option(args: string[], name: string, fallback: string): string {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : fallback;
+}
+
+function benchConfig(dir: string, layout: string): Config {
+  const c = defaultConfig();
+  c.outputDir = dir;
+  c.actor.model = join(dir, 'model');
+  c.reward.model = join(dir, 'model');
+  const place = (role: 'actor' | 'critic' | 'reference' | 'reward', devices: string, threads: number) => {
+    c[role].devices = [devices];
+    c[role].threads = threads;
+    c[role].maxRestarts = 0;
+  };
+  if (layout === 'shared') {
+    for (const r of ['actor', 'critic', 'reference', 'reward'] as const) place(r, 'cpu:0-1', 2);
+  } else {
+    place('actor', 'cpu:0-1', 2);
+    place('reference', 'cpu:0', 1);
+    place('reward', 'cpu:1', 1);
+    place('critic', 'cpu:1', 1);
+  }
+  // torch_ref's PPO step: AdamW lr 1e-5 (actor) and 5e-6 (critic), no weight decay, sampling at T=1.
+  Object.assign(c.actor, { lr: 1e-5, warmup: 0, schedule: 'constant', weightDecay: 0 });
+  Object.assign(c.critic, { lr: 5e-6, warmup: 0, schedule: 'constant', weightDecay: 0 });
+  Object.assign(c.ppo, { promptBatchSize: SHAPE.batch, trainBatchSize: SHAPE.batch, maxNewTokens: SHAPE.newTokens, temperature: 1, ppoEpochs: 1, generationBatches: 1 });
+  return c;
+}
+
+async function quartetPpo(steps: number, layout: string): Promise<Phases & { answer_tokens: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'q-bench-ppo-'));
+  Object.assign(process.env, TUNED_ENV); // inherited by the role processes, as torch_ref sets it for its child
+  try {
+    const model = join(dir, 'model');
+    initModelFolder(model, { modelType: 'gpt2', layers: SHAPE.layers, hidden: SHAPE.hidden, heads: SHAPE.heads, vocab: SHAPE.vocab, maxPositions: 256, seed: 1234 });
+    const config = benchConfig(dir, layout);
+    config.ppo.maxSteps = steps + 1;
+    // Random prompts without the end-of-text token (the last id), so answers run to 64 tokens as torch_ref's do.
+    let s = 1234;
+    const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8) % (SHAPE.vocab - 1);
+    const n = SHAPE.batch * (steps + 1);
+    const ids = Int32Array.from({ length: n * SHAPE.prompt }, rand);
+    const offsets = Int32Array.from({ length: n + 1 }, (_, i) => i * SHAPE.prompt);
+    const rt = await startRuntime(placementPlan(config, 'ppo'), { runDir: dir });
+    try {
+      const figures: Record<string, number | null>[] = [];
+      const paths = runPaths(dir);
+      const d = new PpoDriver(rt, config, { prompts: { prompts: { n, offsets, ids } }, padId: SHAPE.vocab - 1, eosId: SHAPE.vocab - 1 },
+        { actor: paths.ppoActor, critic: paths.ppoCritic, checkpoints: paths.checkpoints, actorSource: null, criticSource: null },
+        { progress: false, metrics: { write: (_p, _s, f) => figures.push(f) } });
+      for (let i = 0; i <= steps; i++) await d.step();
+      const timed = figures.slice(1); // the first step warms up (allocator, caches)
+      const avg = (k: string) => (1000 * timed.reduce((a, f) => a + (f[k] ?? 0), 0)) / timed.length;
+      const tokens = timed.reduce((a, f) => a + (f.answer_len ?? 0) * (f.samples ?? 0), 0) / timed.length;
+      return { generate_ms: avg('time_generate'), experience_ms: avg('time_experience'), train_ms: avg('time_train'), total_ms: avg('time_step'), answer_tokens: tokens };
+    } finally {
+      await rt.shutdown();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function findTorch(): Promise<string | null> {
+  if (!existsSync(TORCH_REF)) return null;
+  for (const py of PYTHONS) {
+    if (!existsSync(py)) continue;
+    try {
+      await exec(py, ['-c', 'import torch']);
+      return py;
+    } catch {
+      // no torch in this interpreter
+    }
+  }
+  return null;
+}
+
+async function torchPpo(py: string, steps: number): Promise<Phases> {
+  const { stdout } = await exec(py, [TORCH_REF, '--threads', '2', '--bench', 'ppo', '--config', 'tiny', '--ppo-steps', String(steps)], { maxBuffer: 1 << 22 });
+  const rec = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, number>).find((r) => (r.bench as unknown) === 'ppo');
+  if (!rec) throw new Error(`bench ppo: torch_ref.py gave no ppo result:\n${stdout.slice(-2000)}`);
+  const sum = (keys: string[]) => keys.reduce((a, k) => a + (rec[`${k}_ms`] ?? 0), 0);
+  return {
+    generate_ms: rec.generate_ms,
+    experience_ms: sum(['actor_logprobs', 'ref_logprobs', 'reward_score', 'critic_values', 'rewards_gae']),
+    train_ms: sum(['actor_fwd', 'actor_bwd', 'actor_adamw', 'critic_fwd', 'critic_bwd', 'critic_adamw']),
+    total_ms: rec.total_ms,
+  };
+}
+
+export async function run(opts: BenchOptions): Promise<void> {
+  const steps = Number(option(opts.args, '--steps', '3'));
+  const layout = option(opts.args, '--layout', 'split');
+  if (!Number.isInteger(steps) || steps < 1) throw new Error('bench ppo: --steps must be a positive integer');
+  if (layout !== 'split' && layout !== 'shared') throw new Error(`bench ppo: --layout must be split or shared, got '${layout}'`);
+  const rep = new Reporter(opts);
+  const py = await findTorch();
+  if (!py) console.error(`bench ppo: no python with torch (tried ${PYTHONS.join(', ')}) or no ${TORCH_REF}: the PyTorch baseline is skipped`);
+  const q = await quartetPpo(steps, layout);
+  const t = py ? await torchPpo(py, steps) : null;
+  for (const phase of ['generate', 'experience', 'train', 'total'] as const) {
+    const k = `${phase}_ms` as const;
+    rep.add({
+      name: `tiny PPO step: ${phase === 'total' ? 'end to end' : phase} ms (${layout})`,
+      figures: { quartet_ms: q[k], torch_ms: t?.[k] ?? '-' },
+      ...(t ? { ratio_vs_torch: t[k] / q[k] } : {}),
+    });
+  }
+  rep.add({ name: 'tiny PPO step: answer tokens per step (quartet)', figures: { quartet_ms: q.answer_tokens } });
+  rep.finish(`ppo: one PPO step of the tiny config, B ${SHAPE.batch}, prompt ${SHAPE.prompt} + ${SHAPE.newTokens} sampled, roles as processes on 2 cores vs plain PyTorch (2 threads), mean of ${steps} steps after one warm-up; bar: end to end >= 1.5x`);
+}
