@@ -72,6 +72,12 @@ t.test('four roles on two cores', async (t) => {
     const small = await rt.group('reward').call('tag', { tensors: { x: { dtype: 'f32', shape: [2, 1], data: Float32Array.from([5, 6]) } } });
     t.same([...small.tensors.who.data], [0, 1]);
     t.equal(small.replies.length, 2);
+    // A tensor listed in 'whole' reaches every replica unsliced (echo returns it, so it comes back once per replica).
+    const w = { dtype: 'i32' as const, shape: [2], data: Int32Array.from([7, 8]) };
+    const both = await rt.group('actor').call('echo', { tensors: { x: { dtype: 'f32', shape: [4, 1], data: Float32Array.from([1, 2, 3, 4]) }, w } }, { whole: ['w'] });
+    t.same([...both.tensors.x.data], [1, 2, 3, 4]);
+    t.same([...both.tensors.w.data], [7, 8, 7, 8]);
+    await t.rejects(rt.group('actor').call('echo', { tensors: { a: x, b: { dtype: 'f32', shape: [3], data: new Float32Array(3) } } }), { code: 'bad_message', message: /must agree on dim 0/ });
     const all = await rt.group('actor').broadcast('ping');
     t.equal(all.length, 2);
     const every = await rt.broadcast('ping');
