@@ -550,6 +550,7 @@ export class Coordinator implements Roles {
     for (const ep of this.endpoints) ep.sock.close();
     this.endpoints.length = 0;
     forgetClients(this.zapDomain);
+    for (const rep of all) rep.log.close();
     rmSync(this.sockDir, { recursive: true, force: true });
     process.off('exit', this.onProcessExit);
   }
