@@ -5,6 +5,7 @@
 // its data meanwhile) and shuts it down after. With config.resume, finished
 // steps are skipped and PPO continues from its newest checkpoint.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Config, StepName } from '../config/defaults.js';
 import { placementPlan, roleModel } from '../config/plan.js';
 import { saveResolvedConfig } from '../config/print.js';
@@ -13,6 +14,7 @@ import { loadPtxBlocks } from '../data/ptx.js';
 import { readConfig } from '../models/config.js';
 import { QTokenizer } from '../models/tokenizer.js';
 import { writeReport } from '../report/report.js';
+import { readSummary, writeSummary, type RunSummary } from '../report/summary.js';
 import { startRuntime, type PlanInput, type Roles } from '../runtime/index.js';
 import { MetricsWriter } from './metrics.js';
 import { runPpo, type PpoHooks, type PpoResult } from './ppo.js';
@@ -82,6 +84,24 @@ function feedForward(cfg: Config, step: StepName, output: string): void {
   if (step === 'rm') cfg.reward.model = output;
 }
 
+/**
+ * The run's figures at a glance for the report (summary.json), merged into
+ * what is there (the demo adds its gold scores and samples).
+ */
+function writeRunSummary(paths: RunPaths, r: TrainResult, times: Record<string, number>): void {
+  const file = join(paths.root, 'summary.json');
+  let summary: RunSummary = {};
+  if (existsSync(file)) summary = readSummary(file).summary;
+  if (r.rm) summary.rm = { ...summary.rm, accuracy: r.rm.evalAfter.accuracy ?? undefined, pairs: r.rm.trainPairs };
+  if (r.ppo) {
+    summary.reward = { ...summary.reward, before: r.ppo.firstReward ?? undefined, after: r.ppo.lastReward ?? undefined };
+    if (r.ppo.lastKl !== null) summary.kl = { final: r.ppo.lastKl };
+  }
+  const { total, ...phases } = times;
+  summary.time = { ...summary.time, total_s: total, phases_s: phases, ...(r.ppo?.meanStepSeconds ? { per_step_s: r.ppo.meanStepSeconds } : {}) };
+  writeSummary(file, summary);
+}
+
 /** A step stopped by the caller is not marked done: --resume runs it again (PPO from its last checkpoint). */
 function stopped(opts: TrainOptions, step: StepName, log: (line: string) => void): boolean {
   if (!opts.shouldStop?.()) return false;
@@ -103,6 +123,8 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
   const hooks = { ...opts, metrics: opts.metrics ?? metrics };
   const cfg: Config = structuredClone(config);
   const result: TrainResult = { runDir: paths.root, skipped: [] };
+  const times: Record<string, number> = {};
+  const runStart = performance.now();
 
   for (const step of config.steps) {
     if (state.done.includes(step) && state.outputs[step]) {
@@ -111,6 +133,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       result.skipped.push(step);
       continue;
     }
+    const stepStart = performance.now();
     if (step === 'sft') {
       const model = need(cfg.actor.model, 'actor.model', step, '--actor-model');
       if (config.resume) metrics.truncateAfter('sft', -1);
@@ -161,7 +184,10 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       if (stopped(opts, step, log)) break;
       state = markStepDone(paths, state, step, paths.ppoActor);
     }
+    times[step] = (performance.now() - stepStart) / 1000;
   }
+  times.total = (performance.now() - runStart) / 1000;
+  writeRunSummary(paths, result, times);
   try {
     const rep = writeReport(paths.root);
     log(`report: ${paths.root}/report.html${rep.problems.length ? ` (${rep.problems.length} problem(s) in the metrics)` : ''}`);

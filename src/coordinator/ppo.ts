@@ -92,6 +92,10 @@ export interface PpoResult {
   /** Mean reward-model score of the first and of the last step. */
   firstReward: number | null;
   lastReward: number | null;
+  /** KL to the reference at the last step (nats per answer). */
+  lastKl: number | null;
+  /** Mean wall time of the steps this run took. */
+  meanStepSeconds: number | null;
   state: PpoState;
 }
 
@@ -178,19 +182,22 @@ export class PpoDriver {
     const resumedAt = this.state.step;
     const bar = this.hooks.progress === false ? null
       : new Progress({ total: this.total - resumedAt, label: resumedAt ? `ppo (from step ${resumedAt})` : 'ppo', unit: 'steps' });
-    let firstReward: number | null = null, lastReward: number | null = null;
+    let firstReward: number | null = null, lastReward: number | null = null, lastKl: number | null = null;
+    const stepTimes: number[] = [];
     while (this.state.step < this.total && !this.hooks.shouldStop?.()) {
       const figures = await this.step();
       if (figures === null) break;
       firstReward ??= figures.reward;
       lastReward = figures.reward;
+      lastKl = figures.kl;
+      if (typeof figures.time_step === 'number') stepTimes.push(figures.time_step);
       bar?.tick(1, `reward ${figures.reward?.toFixed(3) ?? '?'} kl ${figures.kl?.toFixed(3) ?? '?'}`);
       if (ppo.saveEvery > 0 && this.state.step % ppo.saveEvery === 0 && this.state.step < this.total) await this.checkpoint();
     }
     bar?.finish();
     await this.saveFinal();
     log(`ppo: ${this.state.step} steps; actor saved to ${this.out.actor}`);
-    return { steps: this.state.step, firstReward, lastReward, state: { ...this.state } };
+    return { steps: this.state.step, firstReward, lastReward, lastKl, meanStepSeconds: mean(stepTimes), state: { ...this.state } };
   }
 
   /** One PPO step; null when the prompts ran out before a full step. */

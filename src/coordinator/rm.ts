@@ -23,6 +23,8 @@ export interface RmEval {
 
 export interface RmResult {
   steps: number;
+  /** Pairs in the training share. */
+  trainPairs: number;
   evalBefore: RmEval;
   evalAfter: RmEval;
   output: string;
@@ -134,5 +136,5 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
   bar?.finish();
   await roles.role('reward', 0).call('save', { meta: { dir: output, optimizer: false } });
   log(`rm: ${step} steps; reward model saved to ${output}`);
-  return { steps: step, evalBefore, evalAfter, output };
+  return { steps: step, trainPairs: pairs, evalBefore, evalAfter, output };
 }

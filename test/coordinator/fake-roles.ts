@@ -23,6 +23,8 @@ export interface FakeOptions {
   replicas?: Partial<Record<'actor' | 'critic' | 'reference' | 'reward', number>>;
   /** Answer length (before eos) that the actor writes for a prompt, by its last token. Default: last % 4. */
   answerLen?: (lastPromptToken: number) => number;
+  /** The config.json a `save` writes (default: a marker that names no model family). */
+  savedConfig?: object;
 }
 
 function shapes(req: Request): Record<string, number[]> {
@@ -47,7 +49,7 @@ export function fakeRoles(opts: FakeOptions = {}): { roles: Roles; calls: Call[]
   const save = (req: Request) => {
     const dir = req.meta.dir as string;
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'config.json'), JSON.stringify({ saved: true, optimizer: req.meta.optimizer }));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(opts.savedConfig ?? { saved: true, optimizer: req.meta.optimizer }));
   };
   const lp = (offset: number) => (req: Request) => {
     const [B, T] = req.tensors.ids.shape;
