@@ -186,7 +186,20 @@ export interface NativeAddon {
 
 const require = createRequire(import.meta.url);
 
+/** Iterations an idle OpenMP thread spins before it sleeps, unless the user set their own. */
+export const DEFAULT_GOMP_SPINCOUNT = '10000';
+
 function load(): NativeAddon {
+  // libgomp reads its settings once, when the addon loads it. Its default lets an idle
+  // kernel thread spin for 300k iterations after every parallel region; where cores are
+  // shared (colocated roles, the demo's processes on one machine, parallel tests) those
+  // spinning threads take the CPU the other processes' kernels are waiting for, and a
+  // 2-thread kernel's median time grew 5-10x on a loaded 2-core machine. 10k spins still
+  // catch back-to-back kernels and then sleep. OMP_WAIT_POLICY or GOMP_SPINCOUNT set by
+  // the user win.
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+    process.env.GOMP_SPINCOUNT = DEFAULT_GOMP_SPINCOUNT;
+  }
   const path = join(repoRoot, 'build', 'Release', 'quartet.node');
   try {
     return require(path) as NativeAddon;
