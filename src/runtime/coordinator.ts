@@ -547,6 +547,8 @@ export class Coordinator implements Roles {
     this.timer = null;
     // Let the byes reach the nodes before the sockets go.
     await new Promise((r) => setTimeout(r, 50));
+    // Unbinding resolves once the port and socket file are released; close alone finishes later, in ZeroMQ's own thread.
+    await Promise.all(this.endpoints.map((ep) => ep.sock.unbind(ep.address).catch(() => {})));
     for (const ep of this.endpoints) ep.sock.close();
     this.endpoints.length = 0;
     forgetClients(this.zapDomain);

@@ -15,6 +15,15 @@ import { alive, cpusAllowed, processesMentioning, tempRunDir, waitFor } from './
 
 const ECHO = 'test/fixtures/roles/echo.js';
 
+function hasPython(): boolean {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import zmq, msgpack'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 interface Net { coordinatorHost: string; wrap: string[]; cleanup(): void; label: string }
 
 /** A namespace with a veth pair when possible, else plain loopback. */
@@ -64,9 +73,12 @@ t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
     for (const p of processesMentioning(endpoint)) process.kill(p, 'SIGKILL');
   });
 
+  // The Python example joins over tcp too when Debian's pyzmq is there (its CURVE client).
+  const python = hasPython();
   await rt.start({
     actor: { replicas: 1, devices: ['cpu:0'], module: ECHO },
     reward: { replicas: 1, devices: ['cpu:1'], module: ECHO, node: 'remote', restart: { maxRestarts: 1 } },
+    ...(python ? { pyreward: { replicas: 1, devices: ['cpu:0'], node: 'remote', command: ['/usr/bin/python3', join(repoRoot, 'examples/reward-python/reward.py')] } } : {}),
   });
   t.same(rt.nodeNames(), ['remote']);
 
@@ -78,6 +90,11 @@ t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
   const back = await rt.role('reward', 0).call('echo', { tensors: { x } });
   t.same([...back.tensors.x.data], [...x.data], 'a tensor crosses both ways over tcp + CURVE');
   t.equal((await rt.role('actor', 0).call('ping')).meta.pid !== pid, true, 'the local role runs beside it');
+  if (python) {
+    const ids = { dtype: 'i32' as const, shape: [1, 4], data: Int32Array.from([5, 6, 6, 7]) };
+    const py = await rt.role('pyreward', 0).call('score', { meta: { promptLength: 1 }, tensors: { ids, mask: { ...ids, data: Int32Array.from([1, 1, 1, 1]) } } });
+    t.ok(Math.abs((py.tensors.scores.data as Float32Array)[0] - 2 / 3) < 1e-6, 'the Python role answers over tcp + CURVE');
+  } else t.comment('no Python role over tcp: /usr/bin/python3 lacks zmq or msgpack');
 
   // Supervision works through the agent: kill -9 the remote role mid-request.
   const call = rt.role('reward', 0).call('sleep', { meta: { ms: 20_000 } });
