@@ -25,7 +25,7 @@ import type { CallResult, Roles } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
 import { gae, groupAdvantages } from './advantages.js';
 import { f32, figure, i32, lrFor, perReplica, type DriverHooks } from './driver.js';
-import { actionMask, experienceRows, toAnswerLayout, toRoleLayout, trimGenerated, type Experience } from './experience.js';
+import { actionMask, experienceRows, toAnswerLayout, toRoleLayout, trimGenerated, type Experience, type Trimmed } from './experience.js';
 import { formatFigures, mean, type Figures } from './metrics.js';
 import { answerLengths, answersToKeep, computeRewards, klStats } from './ppo-math.js';
 import { copyTokenizerFiles, writeJsonAtomic } from './run-dir.js';
@@ -132,8 +132,21 @@ function repeatRows(ids: Int32Array, mask: Int32Array, B: number, P: number, n: 
   return { ids: outIds, mask: outMask };
 }
 
-interface Generated {
-  exp: Experience | null;
+type StepFigures = Figures & { reward: number | null; kl: number | null };
+
+interface GeneratedBatch {
+  /** The kept rows, or null when every answer was dropped. */
+  trimmed: Trimmed | null;
+  dropped: number;
+  genTokens: number;
+}
+
+/** A step's experience and how it was made. */
+interface Collected {
+  stepIndex: number;
+  /** Prompt iterator position after the step's batches. */
+  after: IteratorState;
+  exps: Experience[];
   dropped: number;
   genTokens: number;
   timeGenerate: number;
@@ -150,7 +163,6 @@ export class PpoDriver {
   constructor(private readonly roles: Roles, private readonly config: Config, private readonly data: PpoData,
     private readonly out: PpoOutputs, private readonly hooks: PpoHooks = {}) {
     const { ppo } = config;
-    if (ppo.overlap) throw new Error('ppo.overlap: the overlapped schedule is not implemented by this coordinator yet; set ppo.overlap to false');
     this.grouped = ppo.algorithm !== 'ppo';
     this.it = new BatchIterator(data.prompts.prompts.n, ppo.promptBatchSize, config.seed, { epochs: ppo.epochs });
     const wantPtx = ppo.ptxCoef > 0;
@@ -178,21 +190,27 @@ export class PpoDriver {
 
   async run(): Promise<PpoResult> {
     const log = this.hooks.log ?? (() => {});
-    const { ppo } = this.config;
     const resumedAt = this.state.step;
     const bar = this.hooks.progress === false ? null
       : new Progress({ total: this.total - resumedAt, label: resumedAt ? `ppo (from step ${resumedAt})` : 'ppo', unit: 'steps' });
     let firstReward: number | null = null, lastReward: number | null = null, lastKl: number | null = null;
     const stepTimes: number[] = [];
-    while (this.state.step < this.total && !this.hooks.shouldStop?.()) {
-      const figures = await this.step();
-      if (figures === null) break;
+    const onStep = async (figures: StepFigures) => {
       firstReward ??= figures.reward;
       lastReward = figures.reward;
       lastKl = figures.kl;
       if (typeof figures.time_step === 'number') stepTimes.push(figures.time_step);
       bar?.tick(1, `reward ${figures.reward?.toFixed(3) ?? '?'} kl ${figures.kl?.toFixed(3) ?? '?'}`);
-      if (ppo.saveEvery > 0 && this.state.step % ppo.saveEvery === 0 && this.state.step < this.total) await this.checkpoint();
+      const every = this.config.ppo.saveEvery;
+      if (every > 0 && this.state.step % every === 0 && this.state.step < this.total) await this.checkpoint();
+    };
+    if (this.config.ppo.overlap) await this.runOverlapped(onStep);
+    else {
+      while (this.state.step < this.total && !this.hooks.shouldStop?.()) {
+        const figures = await this.step();
+        if (figures === null) break;
+        await onStep(figures);
+      }
     }
     bar?.finish();
     await this.saveFinal();
@@ -200,35 +218,90 @@ export class PpoDriver {
     return { steps: this.state.step, firstReward, lastReward, lastKl, meanStepSeconds: mean(stepTimes), state: { ...this.state } };
   }
 
-  /** One PPO step; null when the prompts ran out before a full step. */
-  async step(): Promise<(Figures & { reward: number | null; kl: number | null }) | null> {
-    const { ppo } = this.config;
-    const stepIndex = this.state.step;
+  /** One PPO step, on-policy; null when the prompts ran out before a full step. */
+  async step(): Promise<StepFigures | null> {
     const t0 = performance.now();
-    const exps: Experience[] = [];
-    let dropped = 0, genTokens = 0, timeGenerate = 0, timeExperience = 0;
+    const c = await this.collect(this.state.step, Promise.resolve());
+    if (!c) return null;
+    const tTrain = performance.now();
+    const train = c.exps.length ? await this.train(c.exps) : null;
+    return this.finish(c, train, (performance.now() - tTrain) / 1000, (performance.now() - t0) / 1000);
+  }
+
+  /**
+   * The overlap schedule: step k+1's prompts are generated while step k
+   * trains, with the weights from before step k's update (one step
+   * off-policy). The actor serves requests in arrival order, so its
+   * `generate` calls are sent before `train_ppo`; the actor's old log-probs
+   * and the critic's values of step k+1 wait for step k's updates (so the
+   * PPO ratio starts at 1 and GAE uses the trained critic), while the
+   * reference and reward work on step k+1 as soon as its answers exist.
+   * A checkpoint records the data position before the prefetched batch, so
+   * a resumed run generates it again (with the trained weights).
+   */
+  private async runOverlapped(onStep: (f: StepFigures) => Promise<void>): Promise<void> {
+    let last = performance.now();
+    let cur = this.state.step < this.total ? await this.collect(this.state.step, Promise.resolve()) : null;
+    while (cur && !this.hooks.shouldStop?.()) {
+      const prefetch = this.state.step + 1 < this.total;
+      let trained!: () => void;
+      const gate = new Promise<void>((r) => (trained = r));
+      const next = prefetch ? this.collect(this.state.step + 1, gate) : null;
+      // A failed prefetch surfaces when it is awaited; until then it must not count as unhandled.
+      next?.catch(() => {});
+      const tTrain = performance.now();
+      let train: Figures | null;
+      try {
+        train = cur.exps.length ? await this.train(cur.exps) : null;
+      } finally {
+        trained();
+      }
+      const now = performance.now();
+      const figures = this.finish(cur, train, (now - tTrain) / 1000, (now - last) / 1000);
+      last = now;
+      await onStep(figures);
+      cur = next && this.state.step < this.total ? await next : null;
+    }
+  }
+
+  /**
+   * Generates the step's generationBatches prompt batches (all generate calls
+   * sent at once: the actor serves them in order) and makes their experience;
+   * the actor's log-probs and the critic's values wait for `gate`.
+   */
+  private async collect(stepIndex: number, gate: Promise<void>): Promise<Collected | null> {
+    const { ppo } = this.config;
+    const batches: number[][] = [];
     for (let g = 0; g < ppo.generationBatches; g++) {
       const indices = this.it.next();
       if (!indices) return null;
-      const r = await this.makeExperience(indices, generationSeed(this.config.seed, stepIndex, g));
-      dropped += r.dropped;
-      genTokens += r.genTokens;
-      timeGenerate += r.timeGenerate;
-      timeExperience += r.timeExperience;
-      if (r.exp) exps.push(r.exp);
+      batches.push(indices);
     }
-    const tTrain = performance.now();
-    const train = exps.length ? await this.train(exps) : null;
-    const timeTrain = (performance.now() - tTrain) / 1000;
-    const seconds = (performance.now() - t0) / 1000;
-    this.state = { ...this.state, step: stepIndex + 1, prompts: this.it.state(), ptx: this.ptxIt?.state() ?? null };
+    const after = this.it.state();
+    const tg = performance.now();
+    const gens = await Promise.all(batches.map((indices, g) => this.generateBatch(indices, generationSeed(this.config.seed, stepIndex, g))));
+    const te = performance.now();
+    const exps = await Promise.all(gens.map((x) => (x.trimmed ? this.experience(x.trimmed, gate) : Promise.resolve(null))));
+    return {
+      stepIndex, after,
+      exps: exps.filter((e): e is Experience => e !== null),
+      dropped: gens.reduce((a, x) => a + x.dropped, 0),
+      genTokens: gens.reduce((a, x) => a + x.genTokens, 0),
+      timeGenerate: (te - tg) / 1000,
+      timeExperience: (performance.now() - te) / 1000,
+    };
+  }
 
+  /** Metrics of a finished step; advances the state to it. */
+  private finish(c: Collected, train: Figures | null, timeTrain: number, seconds: number): StepFigures {
+    const { exps } = c;
+    this.state = { ...this.state, step: c.stepIndex + 1, prompts: c.after, ptx: this.ptxIt?.state() ?? null };
     const all = (f: (e: Experience) => number[]) => exps.flatMap(f);
     const scores = all((e) => Array.from(e.scores));
     const kls = exps.map((e) => ({ kl: klStats(e, e.logprobs, e.refLogprobs), B: e.B }));
     const rows = scores.length;
     const seqTokens = exps.reduce((s, e) => s + e.B * e.T, 0);
-    const figures: Figures & { reward: number | null; kl: number | null } = {
+    const figures: StepFigures = {
       reward: mean(scores),
       kl: rows ? kls.reduce((s, k) => s + k.kl.klPerSequence * k.B, 0) / rows : null,
       kl_per_token: rows ? mean(kls.map((k) => k.kl.klPerToken)) : null,
@@ -237,29 +310,29 @@ export class PpoDriver {
       advantage: mean(all((e) => maskedValues(e, e.advantages))),
       ...(!this.grouped ? { value: mean(all((e) => maskedValues(e, e.values))) } : {}),
       samples: rows,
-      dropped,
+      dropped: c.dropped,
       ...(train ?? {}),
-      time_generate: timeGenerate,
-      time_experience: timeExperience,
+      time_generate: c.timeGenerate,
+      time_experience: c.timeExperience,
       time_train: timeTrain,
       time_step: seconds,
       tokens_per_s: seconds > 0 ? seqTokens / seconds : null,
-      gen_tokens_per_s: timeGenerate > 0 ? genTokens / timeGenerate : null,
+      gen_tokens_per_s: c.timeGenerate > 0 ? c.genTokens / c.timeGenerate : null,
       samples_per_s: seconds > 0 ? rows / seconds : null,
-      data_epoch: this.state.prompts.epoch,
-      data_batch: this.state.prompts.batch,
+      data_epoch: c.after.epoch,
+      data_batch: c.after.batch,
     };
     for (const e of exps) {
-      const extra = this.hooks.onExperience?.({ step: stepIndex + 1, B: e.B, T: e.T, P: e.P, ids: e.ids, mask: e.mask, answerLens: e.answerLens, scores: e.scores });
+      const extra = this.hooks.onExperience?.({ step: c.stepIndex + 1, B: e.B, T: e.T, P: e.P, ids: e.ids, mask: e.mask, answerLens: e.answerLens, scores: e.scores });
       if (extra) Object.assign(figures, extra);
     }
-    if (exps.length === 0) this.hooks.log?.(`ppo step ${stepIndex + 1}: every answer had at most one token and was dropped; no update`);
-    this.hooks.metrics?.write('ppo', stepIndex + 1, figures);
-    this.hooks.log?.(`ppo step ${stepIndex + 1}/${this.total}: ${formatFigures(figures, ['reward', 'kl', 'policy_loss', 'value_loss', 'clip_frac', 'answer_len', 'time_step'])}`);
+    if (exps.length === 0) this.hooks.log?.(`ppo step ${c.stepIndex + 1}: every answer had at most one token and was dropped; no update`);
+    this.hooks.metrics?.write('ppo', c.stepIndex + 1, figures);
+    this.hooks.log?.(`ppo step ${c.stepIndex + 1}/${this.total}: ${formatFigures(figures, ['reward', 'kl', 'policy_loss', 'value_loss', 'clip_frac', 'answer_len', 'time_step'])}`);
     return figures;
   }
 
-  private async makeExperience(indices: number[], seed: number): Promise<Generated> {
+  private async generateBatch(indices: number[], seed: number): Promise<GeneratedBatch> {
     const { ppo } = this.config;
     const { padId, eosId } = this.data;
     const batch = ppoBatch(this.data.prompts, indices, padId);
@@ -267,13 +340,10 @@ export class PpoDriver {
     const n = this.grouped ? ppo.groupSize : 1;
     const prompts = n > 1 ? repeatRows(batch.ids, batch.mask, batch.B, P, n) : { ids: batch.ids, mask: batch.mask };
     const B0 = batch.B * n;
-
-    const tg = performance.now();
     const gen = await this.roles.group('actor').call('generate', {
       meta: { maxNewTokens: ppo.maxNewTokens, temperature: ppo.temperature, topK: ppo.topK, topP: ppo.topP, seed },
       tensors: { prompt_ids: i32([B0, P], prompts.ids), prompt_mask: i32([B0, P], prompts.mask) },
     });
-    const timeGenerate = (performance.now() - tg) / 1000;
     const ids = gen.tensors.ids;
     if (!ids || ids.dtype !== 'i32' || ids.shape.length !== 2 || ids.shape[0] !== B0 || ids.shape[1] < P)
       throw new Error(`ppo: actor.generate returned ids ${ids ? `${ids.dtype}[${ids.shape}]` : '(missing)'}, expected i32[${B0}, >=${P}]`);
@@ -282,18 +352,23 @@ export class PpoDriver {
     const genTokens = lens.reduce((s, x) => s + x, 0);
     // Group algorithms keep every row: their advantages compare the answers of one prompt.
     const keep = this.grouped ? Array.from({ length: B0 }, (_, i) => i) : answersToKeep(lens);
-    if (keep.length === 0) return { exp: null, dropped: B0, genTokens, timeGenerate, timeExperience: 0 };
-    const x = trimGenerated(ids.data as Int32Array, T0, prompts.mask, P, lens, keep, padId);
-    if (x.A === 0) return { exp: null, dropped: B0, genTokens, timeGenerate, timeExperience: 0 };
+    const trimmed = keep.length ? trimGenerated(ids.data as Int32Array, T0, prompts.mask, P, lens, keep, padId) : null;
+    if (!trimmed || trimmed.A === 0) return { trimmed: null, dropped: B0, genTokens };
+    return { trimmed, dropped: B0 - keep.length, genTokens };
+  }
 
-    const te = performance.now();
+  /** The four forwards of one generated batch (actor and critic after `gate`), then rewards and advantages. */
+  private async experience(x: Trimmed, gate: Promise<void>): Promise<Experience> {
+    const { ppo } = this.config;
+    const P = x.P;
     const seq = { ids: i32([x.B, x.T], x.ids), mask: i32([x.B, x.T], x.mask) };
+    const afterGate = (f: () => Promise<CallResult>) => gate.then(f);
     const calls: Promise<CallResult>[] = [
-      this.roles.group('actor').call('logprobs', { tensors: seq }),
+      afterGate(() => this.roles.group('actor').call('logprobs', { tensors: seq })),
       this.roles.group('reference').call('logprobs', { tensors: seq }),
       this.roles.group('reward').call('score', { meta: { promptLength: P }, tensors: seq }),
     ];
-    if (!this.grouped) calls.push(this.roles.group('critic').call('values', { tensors: seq }));
+    if (!this.grouped) calls.push(afterGate(() => this.roles.group('critic').call('values', { tensors: seq })));
     const [old, ref, score, val] = await Promise.all(calls);
     const perToken = (r: CallResult, role: string, name: string) => {
       const t = r.tensors[name];
@@ -307,7 +382,6 @@ export class PpoDriver {
     const st = score.tensors.scores;
     if (!st || st.dtype !== 'f32' || st.data.length !== x.B) throw new Error(`ppo: reward.score returned ${st ? `${st.dtype}[${st.shape}]` : 'no scores'}, expected f32[${x.B}]`);
     const scores = st.data as Float32Array;
-    const timeExperience = (performance.now() - te) / 1000;
 
     const base = { B: x.B, A: x.A, answerLens: x.answerLens };
     let rewards: Float32Array | null = null;
@@ -318,8 +392,7 @@ export class PpoDriver {
       rewards = computeRewards({ ...base, logprobs, refLogprobs, scores, klCtl: ppo.klCtl, clipRewardValue: ppo.clipRewardValue });
       adv = gae({ ...base, rewards, values, gamma: ppo.gamma, lambda: ppo.lambda });
     }
-    const exp: Experience = { ...x, logprobs, refLogprobs, values, scores, rewards, advantages: adv.advantages, returns: adv.returns };
-    return { exp, dropped: B0 - keep.length, genTokens, timeGenerate, timeExperience };
+    return { ...x, logprobs, refLogprobs, values, scores, rewards, advantages: adv.advantages, returns: adv.returns };
   }
 
   private async train(exps: Experience[]): Promise<Figures> {

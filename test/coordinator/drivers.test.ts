@@ -270,3 +270,26 @@ t.test('metrics writer: JSON lines with phase and step; truncateAfter drops late
   t.same(rows.map((r) => [r.phase, r.step]), [['sft', 1], ['ppo', 1]]);
   t.equal(rows[1].kl, null, 'a NaN figure is written as null');
 });
+
+t.test('ppo overlap: step k+1 is generated before step k trains; its old log-probs and values wait for the updates', async (t) => {
+  const dir = tmp(t);
+  const { roles, calls } = fakeRoles({ answerLen: () => 3 });
+  const c = ppoConfig((c) => { c.ppo.overlap = true; c.ppo.maxSteps = 3; c.ppo.promptBatchSize = 4; c.ppo.saveEvery = 2; });
+  const metrics = new MemoryMetrics();
+  const r = await runPpo(roles, c, ppoData(12), outs(dir), { metrics, progress: false });
+  t.equal(r.steps, 3);
+  t.same(metrics.rows.map((m) => m.step), [1, 2, 3]);
+  const seq = calls.filter((x) => x.role === 'actor' || x.role === 'critic').map((x) => `${x.role}.${x.method}`);
+  const at = (name: string, k: number) => seq.findIndex((s, i) => s === name && seq.slice(0, i + 1).filter((x) => x === name).length === k);
+  const lastOf = (name: string, k: number, per: number) => at(name, k * per);
+  // One train_ppo and one train_value per step (4 rows in one micro-batch of 4).
+  for (const k of [2, 3]) {
+    t.ok(at('actor.generate', k) < at('actor.train_ppo', k - 1), `generate of step ${k} is sent before step ${k - 1} trains`);
+    t.ok(at('actor.logprobs', k) > lastOf('actor.train_ppo', k - 1, 1), `old log-probs of step ${k} come after step ${k - 1}'s update`);
+    t.ok(at('critic.values', k) > lastOf('critic.train_value', k - 1, 1), `values of step ${k} come after the critic's update`);
+  }
+  const gens = calls.filter((x) => x.method === 'generate').map((x) => Array.from(x.tensors.prompt_ids.data as Int32Array).join(','));
+  t.equal(new Set(gens).size, 3, 'three different prompt batches, none repeated');
+  const ck = latestPpoCheckpoint(runPaths(dir))!;
+  t.same(ck.state.prompts, { epoch: 0, batch: 2 }, 'the checkpoint after step 2 records the position before the prefetched batch');
+});
