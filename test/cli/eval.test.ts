@@ -5,7 +5,7 @@
 // folder without a value head.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -110,6 +110,13 @@ t.test('eval rm: accuracy and mean scores of a hand-set value head, checked dire
   const s = JSON.parse((await quartet('rm', '--model', dir, '--data', swapped, '--json')).stdout) as { accuracy: number; chosenMean: number };
   t.equal(s.accuracy, 0);
   t.ok(Math.abs(s.chosenMean - rejectedSum / 7) < 1e-4);
+  // A dataset folder: --split picks its test files.
+  const folder = join(root, 'hub', 'data');
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(join(folder, 'train-00000-of-00001.jsonl'), rows.slice(0, 4).join('\n'));
+  writeFileSync(join(folder, 'test-00000-of-00001.jsonl'), rows.slice(4).join('\n'));
+  const split = JSON.parse((await quartet('rm', '--model', dir, '--data', join(root, 'hub'), '--split', 'test', '--json')).stdout) as { pairs: number; accuracy: number };
+  t.same([split.pairs, split.accuracy], [3, 1], 'the three test pairs only');
   const text = await quartet('rm', '--model', dir, '--data', data);
   t.match(text.stdout, /pairs +7\naccuracy +1\.0000\nchosen mean +-?\d+\.\d{4}\nrejected mean +-?\d+\.\d{4}\n/);
 });
@@ -125,6 +132,7 @@ t.test('eval rm: errors name what is wrong', async (t) => {
   await t.rejects(quartet('rm', '--model', plain), /needs --model and --data/);
   await t.rejects(quartet('rm', '--model', plain, '--data', data, '--split', 'dev'), /--split must be 'train' or 'test'/);
   await t.rejects(quartet('nonsense'), /unknown evaluation 'nonsense'/);
+  await t.rejects(quartet(), /say which evaluation/);
   const help = await quartet('rm', '--help');
   t.match(help.stdout, /Usage: quartet eval prompts/);
 });

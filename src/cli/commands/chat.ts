@@ -78,6 +78,8 @@ const command: Command = {
       const interactive = Boolean(process.stdin.isTTY);
       const rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive });
       rl.setPrompt('Human: ');
+      // Ctrl-C at the prompt ends the chat as 'quit' does (readline would only pause).
+      rl.on('SIGINT', () => rl.close());
       if (interactive) {
         console.log("(type 'clear' to forget the history, 'quit' to stop)");
         rl.prompt();

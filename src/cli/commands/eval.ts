@@ -110,9 +110,10 @@ const command: Command = {
   summary: 'Compare two models on prompts (eval prompts) or score a reward model on pairs (eval rm)',
   async run(argv) {
     const [sub, ...rest] = argv;
-    if (!sub || sub === '--help' || sub === '-h') {
+    if (!sub) return usageError("say which evaluation: 'prompts' or 'rm'");
+    if (sub === '--help' || sub === '-h') {
       console.log(USAGE);
-      return sub ? 0 : 2;
+      return 0;
     }
     if (sub !== 'prompts' && sub !== 'rm') return usageError(`unknown evaluation '${sub}' (expected 'prompts' or 'rm')`);
     const shared = { 'batch-size': { type: 'string' }, template: { type: 'string' }, eot: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
