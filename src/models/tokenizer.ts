@@ -91,7 +91,8 @@ export class QTokenizer {
   }
 
   decode(ids: ArrayLike<number>, opts: { skipSpecialTokens?: boolean } = {}): string {
-    return this.tok.decode(Array.from(ids), { skip_special_tokens: opts.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+    // Spaces before punctuation are cleaned up only when tokenizer_config.json asks for it (as transformers does).
+    return this.tok.decode(Array.from(ids), { skip_special_tokens: opts.skipSpecialTokens ?? false });
   }
 
   isSpecial(id: number): boolean {

@@ -17,7 +17,7 @@ import type { Params } from './families/layout.js';
 import type { LoraAdapter } from './lora.js';
 import {
   Rng, type Tensor, add, attention, attentionCached, cacheWrite, dropout, embedding, fromData, fromI32, gelu,
-  layerNorm, linear, logprobs, mul, param, permute, relu, reshape, rmsNorm, rope, silu, split, tensor, zeros, keep,
+  isGradEnabled, layerNorm, linear, logprobs, mul, param, permute, relu, reshape, rmsNorm, rope, silu, split, tensor, tidy, zeros, keep,
 } from '../tensor/index.js';
 
 export interface ForwardOptions {
@@ -39,6 +39,8 @@ export class KVCache {
   length = 0;
   /** [B, cap]: 1 for real (or generated) tokens, 0 for pads. */
   readonly keyMask: Float32Array;
+  /** Whether any cached position is a pad (else attention needs no key mask). */
+  padded = false;
 
   constructor(cfg: ModelConfig, readonly B: number, readonly cap: number) {
     for (let l = 0; l < cfg.layers; l++) {
@@ -191,8 +193,8 @@ export class Transformer {
       [q, k, v] = split(permute(reshape(qkv, [B, T, NH + 2 * NKV, HS]), [0, 2, 1, 3]), [NH, NKV, NKV], 1);
     }
     if (this.invFreq) {
-      q = this.rotate(q, ctx.ropePos!(NH));
-      k = this.rotate(k, ctx.ropePos!(NKV));
+      q = this.rotate(q, ctx.ropePos.get(NH)!);
+      k = this.rotate(k, ctx.ropePos.get(NKV)!);
     }
     let scale = this.cfg.scaleAttnWeights ? 1 / Math.sqrt(HS) : 1;
     if (this.cfg.scaleByInverseLayerIdx) scale /= i + 1;
@@ -205,7 +207,8 @@ export class Transformer {
     } else {
       o = attention(q, k, v, { keyMask: ctx.keyMask, causal: true, scale });
     }
-    o = reshape(permute(o, [0, 2, 1, 3]), [B, T, NH * HS]);
+    // [B, NH, T, HS] -> [B, T, NH * HS]; with one query per row the layouts coincide.
+    o = T === 1 ? reshape(o, [B, T, NH * HS]) : reshape(permute(o, [0, 2, 1, 3]), [B, T, NH * HS]);
     return this.linear(`h.${i}.o`, o, ctx.train);
   }
 
@@ -255,6 +258,8 @@ export class Transformer {
     }
     x = this.drop(x, cfg.dropout.embed, opts.train);
 
+    // Without any pad the attention needs no key mask (causality alone).
+    const padded = mask !== null && mask.includes(0);
     let keyMask: Tensor | null = null;
     if (cache) {
       if (mask) {
@@ -262,24 +267,29 @@ export class Transformer {
       } else {
         for (let b = 0; b < B; b++) cache.keyMask.fill(1, b * cache.cap + past, b * cache.cap + past + T);
       }
-      keyMask = cache.maskTensor(past + T);
-    } else if (mask) {
+      cache.padded ||= padded;
+      if (cache.padded) keyMask = cache.maskTensor(past + T);
+    } else if (padded) {
       keyMask = fromData(Float32Array.from(mask), [B, T]);
     }
-    // Rotary positions per head row: [B * H, T], built once per head count.
-    const ropeCache = new Map<number, Tensor>();
-    const ropePos = (H: number): Tensor => {
-      let t = ropeCache.get(H);
-      if (!t) {
+    // Rotary positions per head row, [B * H, T], for the query and the key head counts; made here,
+    // outside the blocks' tidy scopes, so that every block can use them.
+    const ropePos = new Map<number, Tensor>();
+    if (this.invFreq) {
+      for (const H of new Set([cfg.heads, cfg.kvHeads])) {
         const rep = new Int32Array(B * H * T);
         for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) rep.set(pos.subarray(b * T, (b + 1) * T), (b * H + h) * T);
-        t = fromI32(rep, [B * H, T]);
-        ropeCache.set(H, t);
+        ropePos.set(H, fromI32(rep, [B * H, T]));
       }
-      return t;
-    };
-    const ctx: BlockContext = { keyMask, cache, train: opts.train, ropePos: this.invFreq ? ropePos : null };
-    for (let i = 0; i < cfg.layers; i++) x = this.block(i, x, ctx);
+    }
+    const ctx: BlockContext = { keyMask, cache, train: opts.train, ropePos };
+    for (let i = 0; i < cfg.layers; i++) {
+      // Each block's temporaries go as soon as it is done (tidy keeps what the backward needs);
+      // without a graph the block's input can go too, so inference holds one block's activations.
+      const next = tidy(() => this.block(i, x, ctx));
+      if (!isGradEnabled()) x.dispose();
+      x = next;
+    }
     if (cache) cache.length = past + T;
     if (cfg.finalNorm) x = this.norm('ln_f', x);
     if (this.params.has('proj_out')) x = linear(x, this.p('proj_out'));
@@ -346,5 +356,6 @@ interface BlockContext {
   keyMask: Tensor | null;
   cache: KVCache | null;
   train: boolean | undefined;
-  ropePos: ((heads: number) => Tensor) | null;
+  /** Rotary position ids by head count (empty without rotary). */
+  ropePos: Map<number, Tensor>;
 }

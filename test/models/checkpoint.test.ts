@@ -119,13 +119,16 @@ t.test('broken checkpoints: errors name the tensor and the file', (t) => {
   t.end();
 });
 
-t.test('a checkpoint of the base model alone (no base prefix) loads', (t) => {
+t.test('a checkpoint of the base model alone (no base prefix, with mask buffers) loads', (t) => {
   const src = variantDir('gpt2');
   const cfg = readConfig(src);
   const dir = tmp(t);
   copyFileSync(join(src, 'config.json'), join(dir, 'config.json'));
   const all = allTensors(src);
-  writeSafetensors(join(dir, 'model.safetensors'), [...all].map(([name, v]) => ({ name: name.replace(/^transformer\./, ''), ...v })));
+  // As the hub's gpt2 model.safetensors: no 'transformer.' prefix, and the causal-mask buffers.
+  const hub = [...all].map(([name, v]) => ({ name: name.replace(/^transformer\./, ''), ...v }));
+  hub.push({ name: 'h.0.attn.bias', shape: [1, 1, 4, 4], data: new Float32Array(16).fill(1) });
+  writeSafetensors(join(dir, 'model.safetensors'), hub);
   const a = readWeights(src, cfg).params;
   const b = readWeights(dir, cfg).params;
   t.same(Array.from(b.get('h.1.qkv.w')!.data), Array.from(a.get('h.1.qkv.w')!.data));
