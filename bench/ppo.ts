@@ -1,4 +1,4 @@
-// `npm run bench -- ppo [--json] [--steps N] [--layout split|shared]`: one PPO
+// `npm run bench -- ppo [--json] [--steps N] [--layout split|shared] [--overlap]`: one PPO
 // step of the `tiny` config (4 layers, 4 heads, C 256, V 8192; batch 8,
 // prompt 64, 64 sampled tokens) through the coordinator's PPO driver with the
 // four roles as processes on this machine's 2 cores, broken down into
@@ -11,6 +11,9 @@
 // other roles one core each (reference on core 0, reward and critic on core
 // 1), so generation uses the whole machine and the experience and training
 // phases run their roles in parallel; 'shared' gives every role both cores.
+// --overlap times the overlap schedule (ppo.overlap: step k+1 generated while
+// step k trains, one step off-policy); its phase times overlap, so only the
+// end-to-end time per step compares with PyTorch's.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -67,7 +70,7 @@ function benchConfig(dir: string, layout: string): Config {
   return c;
 }
 
-async function quartetPpo(steps: number, layout: string): Promise<Phases & { answer_tokens: number }> {
+async function quartetPpo(steps: number, layout: string, overlap: boolean): Promise<Phases & { answer_tokens: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'q-bench-ppo-'));
   Object.assign(process.env, TUNED_ENV); // inherited by the role processes, as torch_ref sets it for its child
   try {
@@ -75,6 +78,7 @@ async function quartetPpo(steps: number, layout: string): Promise<Phases & { ans
     initModelFolder(model, { modelType: 'gpt2', layers: SHAPE.layers, hidden: SHAPE.hidden, heads: SHAPE.heads, vocab: SHAPE.vocab, maxPositions: 256, seed: 1234 });
     const config = benchConfig(dir, layout);
     config.ppo.maxSteps = steps + 1;
+    config.ppo.overlap = overlap;
     // Random prompts without the end-of-text token (the last id), so answers run to 64 tokens as torch_ref's do.
     let s = 1234;
     const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8) % (SHAPE.vocab - 1);
@@ -88,7 +92,7 @@ async function quartetPpo(steps: number, layout: string): Promise<Phases & { ans
       const d = new PpoDriver(rt, config, { prompts: { prompts: { n, offsets, ids } }, padId: SHAPE.vocab - 1, eosId: SHAPE.vocab - 1 },
         { actor: paths.ppoActor, critic: paths.ppoCritic, checkpoints: paths.checkpoints, actorSource: null, criticSource: null },
         { progress: false, metrics: { write: (_p, _s, f) => figures.push(f) } });
-      for (let i = 0; i <= steps; i++) await d.step();
+      await d.run();
       const timed = figures.slice(1); // the first step warms up (allocator, caches)
       const avg = (k: string) => (1000 * timed.reduce((a, f) => a + (f[k] ?? 0), 0)) / timed.length;
       const tokens = timed.reduce((a, f) => a + (f.answer_len ?? 0) * (f.samples ?? 0), 0) / timed.length;
@@ -136,12 +140,13 @@ export async function run(opts: BenchOptions): Promise<void> {
   const rep = new Reporter(opts);
   const py = await findTorch();
   if (!py) console.error(`bench ppo: no python with torch (tried ${PYTHONS.join(', ')}) or no ${TORCH_REF}: the PyTorch baseline is skipped`);
-  const q = await quartetPpo(steps, layout);
+  const overlap = opts.args.includes('--overlap');
+  const q = await quartetPpo(steps, layout, overlap);
   const t = py ? await torchPpo(py, steps) : null;
   for (const phase of ['generate', 'experience', 'train', 'total'] as const) {
     const k = `${phase}_ms` as const;
     rep.add({
-      name: `tiny PPO step: ${phase === 'total' ? 'end to end' : phase} ms (${layout})`,
+      name: `tiny PPO step: ${phase === 'total' ? 'end to end' : phase} ms (${layout}${overlap ? ', overlap' : ''})`,
       figures: { quartet_ms: q[k], torch_ms: t?.[k] ?? '-' },
       ...(t ? { ratio_vs_torch: t[k] / q[k] } : {}),
     });
