@@ -46,8 +46,8 @@ static inline float exp_fast(float x) {
   // Comparisons with NaN are false, so NaN flows through to the result.
   float xc = x > 89.0f ? 89.0f : x;
   xc = xc < -104.0f ? -104.0f : xc;
-  // Round xc*log2(e) to the nearest integer with the 1.5*2^23 trick. Explicit fmas: the
-  // build is ISO C++, where GCC does not contract a*b+c by itself.
+  // Round xc*log2(e) to the nearest integer with the 1.5*2^23 trick. The fmas are
+  // explicit so that the rounding does not depend on the compiler's contraction choices.
   const float shifter = 12582912.0f;
   float t = fmadd(xc, 1.44269504088896341f, shifter);
   int32_t n = float_to_bits(t) - float_to_bits(shifter);
