@@ -5,11 +5,12 @@
 // history in its second prompt, `clear` and `quit`.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StreamDecoder, answerText, decodeIds, stopMarkers } from '../../src/chat/answer.js';
 import { Conversation } from '../../src/chat/conversation.js';
+import { trainingFormat } from '../../src/chat/run-format.js';
 import { streamGenerate } from '../../src/chat/stream.js';
 import { loadModel } from '../../src/models/checkpoint.js';
 import { generate } from '../../src/models/generate.js';
@@ -178,4 +179,20 @@ t.test('quartet chat ends at the end of its input, and checks its flags', async 
   t.match(long.stderr, /leaves no room for a prompt in the model's 256 positions/);
   const missing = await chat(['--model', join(root, 'nowhere')], 'Hi\n');
   t.match(missing.stderr, /tokenizer\.json is missing/);
+});
+
+t.test('a model inside a run directory is prompted in the run\'s format', async (t) => {
+  const run = join(root, 'run');
+  const actor = join(run, 'ppo', 'actor');
+  mkdirSync(join(run, 'ppo'), { recursive: true });
+  cpSync(gpt2Dir, actor, { recursive: true });
+  writeFileSync(join(run, 'config.json'), JSON.stringify({ seed: 1, data: { promptTemplate: 'User: {prompt}\nBot:', endOfConversationToken: '<|endoftext|>' } }));
+  t.same(trainingFormat(actor), { format: { template: 'User: {prompt}\nBot:', eot: EOT }, source: join(run, 'config.json') });
+  t.equal(trainingFormat(gpt2Dir).source, null, 'a folder outside a run gets the defaults');
+  const r = await chat(['--model', actor, '--max-new-tokens', '2', '--show-prompt'], 'Hi\n');
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stderr, `(prompt format from ${join(run, 'config.json')})`);
+  t.match(r.stderr, '[prompt] "User: Hi\\nBot:"');
+  const flag = await chat(['--model', actor, '--max-new-tokens', '2', '--show-prompt', '--template', 'Q: {prompt} A:', '--eot', '<|endoftext|>'], 'Hi\n');
+  t.match(flag.stderr, '[prompt] "Q: Hi A:"', 'flags win over the run');
 });

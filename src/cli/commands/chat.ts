@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../main.js';
 import { StreamDecoder, stopMarkers } from '../../chat/answer.js';
 import { Conversation } from '../../chat/conversation.js';
+import { trainingFormat } from '../../chat/run-format.js';
 import { SAMPLING_OPTIONS, type FlagValues, numberFlag, samplingFlags } from '../../chat/flags.js';
 import { streamGenerate } from '../../chat/stream.js';
 import { defaultConfig } from '../../config/defaults.js';
@@ -33,8 +34,10 @@ Type 'clear' to forget the history and 'quit' (or end the input) to stop.
   --top-k K            sample among the K most likely tokens
   --top-p P            sample among the most likely tokens whose probability reaches P
   --seed S             sampling seed (default 0)
-  --template TEXT      prompt template with '{prompt}' (default '${data.promptTemplate}')
-  --eot TEXT           end-of-conversation text after each past answer (default '${data.endOfConversationToken}')
+  --template TEXT      prompt template with '{prompt}' (default: the run's data.promptTemplate when DIR
+                       is inside a run directory, else '${data.promptTemplate}')
+  --eot TEXT           end-of-conversation text after each past answer (default: the run's, else
+                       '${data.endOfConversationToken}')
   --show-prompt        print the exact text sent to the model (stderr) before each answer`;
 
 const command: Command = {
@@ -64,7 +67,9 @@ const command: Command = {
     }
     const maxNewTokens = numberFlag('chat', values, 'max-new-tokens', (n) => Number.isInteger(n) && n > 0, 'a positive integer') ?? 128;
     const { seed, ...sampling } = samplingFlags('chat', values);
-    const format = { template: (values.template as string | undefined) ?? data.promptTemplate, eot: (values.eot as string | undefined) ?? data.endOfConversationToken };
+    const found = trainingFormat(dir);
+    if (found.source && (values.template === undefined || values.eot === undefined)) console.error(`(prompt format from ${found.source})`);
+    const format = { template: (values.template as string | undefined) ?? found.format.template, eot: (values.eot as string | undefined) ?? found.format.eot };
     if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`chat: ${join(dir, 'tokenizer.json')} is missing; chat needs the model's tokenizer`);
     const conv = new Conversation(format);
     const tok = QTokenizer.load(dir);

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { Command } from '../main.js';
 import { SAMPLING_OPTIONS, type FlagValues, numberFlag, samplingFlags } from '../../chat/flags.js';
+import type { ChatFormat } from '../../chat/conversation.js';
+import { trainingFormat } from '../../chat/run-format.js';
 import { defaultConfig } from '../../config/defaults.js';
 import { VALUE_HEAD } from '../../models/checkpoint.js';
 import { QTokenizer } from '../../models/tokenizer.js';
@@ -29,8 +31,9 @@ eval rm: scores every chosen/rejected pair of PATH (a JSONL/JSON file or a datas
   the mean chosen and rejected scores. --split picks a folder's train or test files (default all).
 
   --max-new-tokens N   longest answer (default 100)        --batch-size B   rows per forward (default 8)
-  --template TEXT      prompt template (default '${data.promptTemplate}')
-  --eot TEXT           end-of-conversation text (default '${data.endOfConversationToken}')
+  --template TEXT      prompt template (default: the run's data.promptTemplate when the fine-tuned
+                       or reward model folder is inside a run directory, else '${data.promptTemplate}')
+  --eot TEXT           end-of-conversation text (default: the run's, else '${data.endOfConversationToken}')
   --max-prompt-len N   prompt tokens kept, from the end (default ${data.maxPromptLen})
   --max-answer-len N   answer tokens kept (default ${data.maxAnswerLen})
   --skip-bad-rows      report malformed rows (file:line) and go on, instead of stopping
@@ -39,6 +42,13 @@ eval rm: scores every chosen/rejected pair of PATH (a JSONL/JSON file or a datas
 function usageError(msg: string): number {
   console.error(`quartet eval: ${msg}\n\n${USAGE}`);
   return 2;
+}
+
+/** The prompt format: flags, else the run of `modelDir` (src/chat/run-format.ts), else the defaults. */
+function formatOf(values: FlagValues, modelDir: string): ChatFormat {
+  const found = trainingFormat(modelDir);
+  if (found.source && (values.template === undefined || values.eot === undefined)) console.error(`(prompt format from ${found.source})`);
+  return { template: (values.template as string | undefined) ?? found.format.template, eot: (values.eot as string | undefined) ?? found.format.eot };
 }
 
 const positive = (n: number) => Number.isInteger(n) && n > 0;
@@ -53,7 +63,7 @@ async function promptsCommand(values: FlagValues): Promise<number> {
   const sampling = samplingFlags('eval prompts', values);
   const greedy = sampling.temperature === undefined && sampling.topK === undefined && sampling.topP === undefined;
   const opts = {
-    format: { template: (values.template as string | undefined) ?? data.promptTemplate, eot: (values.eot as string | undefined) ?? data.endOfConversationToken },
+    format: formatOf(values, finetuned),
     maxNewTokens: numberFlag('eval prompts', values, 'max-new-tokens', positive, 'a positive integer') ?? 100,
     batchSize: numberFlag('eval prompts', values, 'batch-size', positive, 'a positive integer') ?? 8,
     ...sampling,
@@ -84,9 +94,10 @@ async function rmCommand(values: FlagValues): Promise<number> {
   if (split !== undefined && split !== 'train' && split !== 'test') return usageError(`--split must be 'train' or 'test', got '${split}'`);
   const int = (name: string, dflt: number) => numberFlag('eval rm', values, name, positive, 'a positive integer') ?? dflt;
   const tok = QTokenizer.load(dir);
+  const format = formatOf(values, dir);
   const loaded = await loadPairs(path, tok, {
-    template: (values.template as string | undefined) ?? data.promptTemplate,
-    eot: (values.eot as string | undefined) ?? data.endOfConversationToken,
+    template: format.template,
+    eot: format.eot,
     maxPromptLen: int('max-prompt-len', data.maxPromptLen),
     maxAnswerLen: int('max-answer-len', data.maxAnswerLen),
     onBadRow: values['skip-bad-rows'] ? 'skip' : 'error',
