@@ -84,6 +84,15 @@ t.test('quartet train: sft -> rm -> ppo through role processes, then kill mid-PP
   t.match(gen.stdout, /\S/, 'a non-empty answer');
   t.ok(existsSync(join(full, 'report.html')), 'report written');
 
+  // Step 3 alone, critic-free (GRPO) and with the overlap schedule, from the outputs of steps 1 and 2.
+  const grpo = join(dir, 'grpo');
+  const g = await quartet(t, ['ppo', '--config', cfgFile, '--actor-model', join(full, 'sft'), '--reward-model', join(full, 'rm'), '--data', world.data,
+    '--output-dir', grpo, '--ppo.algorithm', 'grpo', '--ppo.groupSize', '4', '--ppo.promptBatchSize', '8', '--ppo.maxSteps', '3', '--ppo.overlap']);
+  t.equal(g.code, 0, `quartet ppo --ppo.algorithm grpo --ppo.overlap exits 0 (stderr tail: ${g.stderr.slice(-1500)})`);
+  const grpoRows = metrics(grpo).filter((x) => x.phase === 'ppo');
+  t.same(grpoRows.map((x) => x.samples), [32, 32, 32], 'GRPO: 8 prompts x 4 answers a step, none dropped');
+  t.notOk(existsSync(join(grpo, 'logs', 'critic-0.log')), 'GRPO starts no critic');
+
   // The same run, killed (SIGKILL, no chance to clean up) during PPO step 10 (after the checkpoint of step 8), then resumed.
   const cut = join(dir, 'cut');
   const killed = await quartet(t, args(cut), { killOn: /ppo step 9\/16/ });
