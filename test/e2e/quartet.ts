@@ -13,8 +13,9 @@ export interface QuartetRun {
   stderr: string;
 }
 
-export function quartet(t: Test, args: string[], opts: { timeoutMs?: number; killOn?: RegExp } = {}): Promise<QuartetRun> {
-  const child: ChildProcess = spawn(process.execPath, [join(repoRoot, 'bin', 'quartet.js'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+export function quartet(t: Test, args: string[], opts: { timeoutMs?: number; killOn?: RegExp; input?: string } = {}): Promise<QuartetRun> {
+  const child: ChildProcess = spawn(process.execPath, [join(repoRoot, 'bin', 'quartet.js'), ...args], { cwd: repoRoot, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  if (opts.input !== undefined) child.stdin!.end(opts.input);
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

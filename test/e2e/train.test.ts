@@ -82,6 +82,11 @@ t.test('quartet train: sft -> rm -> ppo through role processes, then kill mid-PP
   const gen = await quartet(t, ['generate', '--model', join(full, 'ppo/actor'), '--prompt', 'Human: Tell me about the cat. Assistant:', '--max-new-tokens', '12']);
   t.equal(gen.code, 0, `quartet generate answers with the PPO actor: ${gen.stdout.trim()} ${gen.stderr.slice(-500)}`);
   t.match(gen.stdout, /\S/, 'a non-empty answer');
+  const chat = await quartet(t, ['chat', '--model', join(full, 'ppo/actor'), '--max-new-tokens', '14'], { input: 'Tell me about the cat.\nTell me about the dog.\nquit\n' });
+  t.equal(chat.code, 0, `quartet chat exits 0 (stderr: ${chat.stderr.slice(-500)})`);
+  const answers = chat.stdout.split('\n').filter((l) => l.startsWith('Assistant:'));
+  t.equal(answers.length, 2, `quartet chat answers a scripted two-round conversation:\n${chat.stdout}`);
+  t.ok(answers.every((a) => /\w/.test(a.slice('Assistant:'.length))), 'each answer has words');
   t.ok(existsSync(join(full, 'report.html')), 'report written');
 
   // Step 3 alone, critic-free (GRPO) and with the overlap schedule, from the outputs of steps 1 and 2.
