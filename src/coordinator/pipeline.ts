@@ -18,7 +18,7 @@ import { readSummary, writeSummary, type RunSummary } from '../report/summary.js
 import { startRuntime, type PlanInput, type Roles } from '../runtime/index.js';
 import { MetricsWriter } from './metrics.js';
 import { runPpo, type PpoHooks, type PpoResult } from './ppo.js';
-import { freshRunState, latestPpoCheckpoint, markStepDone, readRunState, type RunState } from './resume.js';
+import { freshRunState, latestPpoCheckpoint, markStepDone, readRunState } from './resume.js';
 import { runRm, type RmResult } from './rm.js';
 import { copyTokenizerFiles, runPaths, type RunPaths } from './run-dir.js';
 import { runSft, type SftResult } from './sft.js';
@@ -112,16 +112,23 @@ function stopped(opts: TrainOptions, step: StepName, log: (line: string) => void
 export async function train(config: Config, opts: TrainOptions = {}): Promise<TrainResult> {
   const log = opts.log ?? (() => {});
   const paths = runPaths(config.outputDir);
-  let state: RunState;
-  const found = readRunState(paths);
-  if (config.resume) state = found ?? freshRunState();
-  else if (found && found.done.length > 0) throw new Error(`${paths.root} already holds a run (steps done: ${found.done.join(', ')}); pass --resume to continue it, or choose another --output-dir`);
-  else state = freshRunState();
+  let state = readRunState(paths) ?? freshRunState();
+  const clash = state.done.filter((d) => config.steps.includes(d));
+  if (!config.resume && clash.length > 0)
+    throw new Error(`${paths.root} already holds a run with step(s) ${clash.join(', ')} done; pass --resume to continue it, or choose another --output-dir`);
   saveResolvedConfig(paths.root, config);
   const metrics = new MetricsWriter(paths.metrics);
   const start = opts.startRoles ?? runtimeRoles(opts.echoRoles);
   const hooks = { ...opts, metrics: opts.metrics ?? metrics };
   const cfg: Config = structuredClone(config);
+  // Steps done in this run directory by an earlier command (`quartet sft`, then `quartet rm`, then
+  // `quartet ppo` with the same --output-dir) feed the models that were not given.
+  for (const step of state.done) {
+    const out = state.outputs[step];
+    if (!out || config.steps.includes(step)) continue;
+    if (step === 'sft' && cfg.actor.model === null) cfg.actor.model = out;
+    if (step === 'rm' && cfg.reward.model === null) cfg.reward.model = out;
+  }
   const result: TrainResult = { runDir: paths.root, skipped: [] };
   const times: Record<string, number> = {};
   const runStart = performance.now();

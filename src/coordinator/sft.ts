@@ -33,10 +33,7 @@ export function sftTotalSteps(config: Config, examples: number): number {
 
 function sftTensors(data: StepData<SftExamples>, ex: SftExamples, indices: number[], maskPrompt: boolean) {
   const b = sftBatch(ex, indices, data.padId, maskPrompt);
-  return {
-    tensors: { ids: i32([b.B, b.T], b.ids), mask: i32([b.B, b.T], b.mask), loss_mask: f32([b.B, b.T], toF32(b.lossMask)) },
-    rows: b.B,
-  };
+  return { ids: i32([b.B, b.T], b.ids), mask: i32([b.B, b.T], b.mask), loss_mask: f32([b.B, b.T], toF32(b.lossMask)) };
 }
 
 /** Mean loss per target token over the eval rows, or null when there are none. */
@@ -46,8 +43,7 @@ export async function evalSft(roles: Roles, config: Config, data: StepData<SftEx
   const parts: { value: number | null; weight: number }[] = [];
   const it = new BatchIterator(ex.seqs.n, config.sft.evalBatchSize, config.seed, { shuffle: false });
   for (let idx = it.next(); idx; idx = it.next()) {
-    const { tensors } = sftTensors(data, ex, idx, config.sft.maskPrompt);
-    const r = await roles.group('actor').call('eval_sft', { tensors });
+    const r = await roles.group('actor').call('eval_sft', { tensors: sftTensors(data, ex, idx, config.sft.maskPrompt) });
     // The group's metrics are a mean over replicas; weigh each replica's loss by its own token count.
     for (const rep of r.replies) parts.push({ value: figure(rep.metrics, 'loss'), weight: figure(rep.metrics, 'tokens') ?? 1 });
   }
@@ -76,7 +72,7 @@ export async function runSft(roles: Roles, config: Config, data: StepData<SftExa
     const indices = it.next();
     if (!indices) break;
     const lr = lrFor(settings, step, total);
-    const { tensors } = sftTensors(data, data.train, indices, sft.maskPrompt);
+    const tensors = sftTensors(data, data.train, indices, sft.maskPrompt);
     const t0 = performance.now();
     const r = await roles.group('actor').call('train_sft', {
       meta: { lr, weightDecay: sft.weightDecay, gradClip: config.actor.gradClip, microBatch },

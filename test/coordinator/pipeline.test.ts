@@ -74,13 +74,33 @@ t.test('steps run in order, each output feeding the next, roles closed after eac
   t.type(summary.time.total_s, 'number');
   t.ok(existsSync(join(out, 'report.html')));
 
-  await t.rejects(train(config(out), { startRoles: rec.start, progress: false }), /already holds a run \(steps done: sft, rm, ppo\); pass --resume/);
+  await t.rejects(train(config(out), { startRoles: rec.start, progress: false }), /already holds a run with step\(s\) sft, rm, ppo done; pass --resume/);
   const again = recorder();
   const c = config(out);
   c.resume = true;
   const r2 = await train(c, { startRoles: again.start, progress: false });
   t.same(r2.skipped, ['sft', 'rm', 'ppo'], 'a resumed finished run skips every step');
   t.equal(again.started.length, 0, 'and starts no role');
+});
+
+t.test('the step commands in one run directory: each later step takes the models the earlier ones wrote', async (t) => {
+  const out = join(dir, 'steps');
+  const rec = recorder();
+  const step = (name: StepName, edit: (c: Config) => void = () => {}) => {
+    const c = config(out);
+    c.steps = [name];
+    c.actor.model = null;
+    c.reward.model = null;
+    edit(c);
+    return train(c, { startRoles: rec.start, progress: false });
+  };
+  await step('sft', (c) => { c.actor.model = world.model; });
+  await step('rm', (c) => { c.reward.model = world.model; });
+  await step('ppo');
+  const ppo = rec.started[2].plan;
+  t.equal((ppo.actor.args as Record<string, unknown>).model, join(out, 'sft'), 'ppo finds the SFT output of the same run');
+  t.equal((ppo.reward.args as Record<string, unknown>).model, join(out, 'rm'), 'and the RM output');
+  await t.rejects(step('rm', (c) => { c.reward.model = world.model; }), /step\(s\) rm done; pass --resume/, 'a done step is not overwritten');
 });
 
 t.test('a step stopped early is not marked done; a failing data load leaves no roles running', async (t) => {
