@@ -4,7 +4,7 @@
 // output. Each step starts the runtime with only the roles it needs (loading
 // its data meanwhile) and shuts it down after. With config.resume, finished
 // steps are skipped and PPO continues from its newest checkpoint.
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config, StepName } from '../config/defaults.js';
 import { placementPlan, roleModel } from '../config/plan.js';
@@ -110,8 +110,14 @@ function stopped(opts: TrainOptions, step: StepName, log: (line: string) => void
 }
 
 export async function train(config: Config, opts: TrainOptions = {}): Promise<TrainResult> {
-  const log = opts.log ?? (() => {});
   const paths = runPaths(config.outputDir);
+  mkdirSync(paths.logs, { recursive: true });
+  const trainLog = join(paths.logs, 'train.log');
+  // The driver's lines go to the caller and, with a time, to <run>/logs/train.log beside the roles' logs.
+  const log = (line: string) => {
+    appendFileSync(trainLog, `${new Date().toISOString()} ${line}\n`);
+    opts.log?.(line);
+  };
   let state = readRunState(paths) ?? freshRunState();
   const clash = state.done.filter((d) => config.steps.includes(d));
   if (!config.resume && clash.length > 0)
@@ -119,7 +125,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
   saveResolvedConfig(paths.root, config);
   const metrics = new MetricsWriter(paths.metrics);
   const start = opts.startRoles ?? runtimeRoles(opts.echoRoles);
-  const hooks = { ...opts, metrics: opts.metrics ?? metrics };
+  const hooks = { ...opts, log, metrics: opts.metrics ?? metrics };
   const cfg: Config = structuredClone(config);
   // Steps done in this run directory by an earlier command (`quartet sft`, then `quartet rm`, then
   // `quartet ppo` with the same --output-dir) feed the models that were not given.
