@@ -5,7 +5,7 @@ Reads a JSON spec on stdin:
   {"threads": [1, 2], "min_seconds": 0.3, "max_reps": 7,
    "cases": [{"name": ..., "kind": ..., "dims": {...}, "bytes": ...}, ...]}
 and prints one JSON object per case and thread count:
-  {"name": ..., "threads": 1, "seconds": best, "median": median}
+  {"name": ..., "threads": 1, "seconds": best, "median": median, "cpu_seconds": best process CPU time}
 
 What each kind is compared with (the ops autograd calls, not a Python composition):
   layerNorm: aten.native_layer_norm / native_layer_norm_backward; gelu, silu: aten.gelu,
@@ -104,13 +104,16 @@ def adamw(n, fused):
 def time_case(run, min_seconds, max_reps):
     run()  # warm-up
     times = []
+    cpu = float('inf')
     start = time.perf_counter()
     while len(times) < max_reps and (len(times) < 3 or time.perf_counter() - start < min_seconds):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
+        cpu = min(cpu, time.process_time() - c0)
     times.sort()
-    return times[0], times[len(times) // 2]
+    return times[0], times[len(times) // 2], cpu
 
 
 def main():
@@ -120,8 +123,9 @@ def main():
         torch.set_num_threads(threads)
         for c in spec['cases']:
             with torch.no_grad():
-                best, median = time_case(prepare(c['kind'], c['dims']), spec['min_seconds'], spec['max_reps'])
-            print(json.dumps({'name': c['name'], 'threads': threads, 'seconds': best, 'median': median}), flush=True)
+                best, median, cpu = time_case(prepare(c['kind'], c['dims']), spec['min_seconds'], spec['max_reps'])
+            print(json.dumps({'name': c['name'], 'threads': threads, 'seconds': best, 'median': median,
+                              'cpu_seconds': cpu}), flush=True)
 
 
 if __name__ == '__main__':
