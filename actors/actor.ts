@@ -4,12 +4,13 @@ import { serveRole } from '../src/runtime/role-server.js';
 import { take, takeSeqs } from '../src/training/batch.js';
 import { PolicyEngine } from '../src/training/policy.js';
 import { metaBool, metaNumber, metaString, stepSettings } from '../src/training/settings.js';
-import { checkpointMethods, f32Out, i32Out, roleSetup } from './engine-role.js';
+import { averageGradients, checkpointMethods, f32Out, i32Out, roleSetup } from './engine-role.js';
 
-await serveRole((ctx) => {
+await serveRole(async (ctx) => {
   const options = roleSetup(ctx);
   // args.ema: the moving average's beta (0: none), from ppo.ema / ppo.emaBeta.
   const engine = PolicyEngine.load(options, typeof ctx.args.ema === 'number' ? ctx.args.ema : 0);
+  const collective = await averageGradients(ctx, engine.trainer);
   const gen = (ctx.args.generation ?? {}) as Record<string, unknown>;
   const clipDefault = typeof ctx.args.clipRange === 'number' ? ctx.args.clipRange : 0.2;
   const ptxDefault = typeof ctx.args.ptxCoef === 'number' ? ctx.args.ptxCoef : 0;
@@ -39,10 +40,10 @@ await serveRole((ctx) => {
         const s = takeSeqs('logprobs', req.tensors, 'ids', 'mask', 2);
         return { tensors: { logprobs: f32Out(engine.logprobs(s), [s.B, s.T - 1]) } };
       },
-      train_sft: (req) => {
+      train_sft: async (req) => {
         const s = takeSeqs('train_sft', req.tensors, 'ids', 'mask', 2);
         const lossMask = take('train_sft', req.tensors, 'loss_mask', 'f32', [s.B, s.T]) as Float32Array;
-        const r = engine.trainSft(s, lossMask, stepSettings('train_sft', req.meta));
+        const r = await engine.trainSft(s, lossMask, stepSettings('train_sft', req.meta));
         return { metrics: { loss: r.loss, grad_norm: r.gradNorm, tokens: r.tokens, skipped: r.skipped ? 1 : 0 } };
       },
       eval_sft: (req) => {
@@ -51,12 +52,12 @@ await serveRole((ctx) => {
         const r = engine.evalSft(s, lossMask);
         return { metrics: { loss: r.loss, tokens: r.tokens } };
       },
-      train_ppo: (req) => {
+      train_ppo: async (req) => {
         const op = 'train_ppo';
         const s = takeSeqs(op, req.tensors, 'ids', 'mask', 2);
         const at = (name: string) => take(op, req.tensors, name, 'f32', [s.B, s.T - 1]) as Float32Array;
         const ptx = req.tensors.ptx_ids ? takeSeqs(op, req.tensors, 'ptx_ids', 'ptx_mask', 2) : null;
-        const r = engine.trainPpo(
+        const r = await engine.trainPpo(
           { ...s, oldLogprobs: at('old_logprobs'), advantages: at('advantages'), actionMask: at('action_mask') },
           { ...stepSettings(op, req.meta), clipRange: metaNumber(op, req.meta, 'clipRange', clipDefault, 0), ptxCoef: metaNumber(op, req.meta, 'ptxCoef', ptxDefault, 0) },
           ptx,
@@ -72,5 +73,6 @@ await serveRole((ctx) => {
       },
     },
     stats: () => ({ parameters: engine.model.parameters().reduce((n, p) => n + p.size, 0) }),
+    onShutdown: () => collective?.close(),
   };
 });

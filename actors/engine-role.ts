@@ -1,11 +1,14 @@
 // What the four model roles share: kernel threads from the placement, the
-// engine options from the start-up args, tensors out in wire form, and the
-// save/load methods of docs/roles.md.
+// engine options from the start-up args, gradient averaging across the
+// group's replicas, tensors out in wire form, and the save/load methods of
+// docs/roles.md.
 import { native } from '../src/native.js';
+import { type Collective, openCollective, parseCollectiveSpec } from '../src/runtime/collective.js';
 import type { Method, RoleContext } from '../src/runtime/role-server.js';
 import type { WireTensor } from '../src/runtime/wire.js';
 import { type EngineOptions, engineOptions } from '../src/training/options.js';
 import { metaBool, metaString } from '../src/training/settings.js';
+import type { Trainer } from '../src/training/trainer.js';
 
 /** Sets this process's kernel threads (args.threads when the plan gives fewer than the cores) and reads the engine options. */
 export function roleSetup(ctx: RoleContext): EngineOptions {
@@ -32,4 +35,17 @@ export function checkpointMethods(engine: { save(dir: string, opt: boolean): voi
       engine.load(metaString('load', req.meta, 'dir'), metaBool('load', req.meta, 'optimizer', false));
     },
   };
+}
+
+/**
+ * Joins the group's collective (args.collective, set by the runtime for a
+ * group of several replicas) and has the trainer average its gradients
+ * through it before each step; null for a lone replica. Close it on shutdown.
+ */
+export async function averageGradients(ctx: RoleContext, trainer: Trainer): Promise<Collective | null> {
+  const spec = parseCollectiveSpec(ctx.role, ctx.args.collective);
+  if (!spec || spec.size === 1) return null;
+  const c = await openCollective(spec, ctx.replica);
+  trainer.allReduce = (grads) => c.allReduceMean(grads);
+  return c;
 }

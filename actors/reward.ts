@@ -3,14 +3,15 @@ import { serveRole, type Request } from '../src/runtime/role-server.js';
 import { type Seqs, takeSeqs } from '../src/training/batch.js';
 import { RewardEngine } from '../src/training/reward.js';
 import { metaNumber, stepSettings } from '../src/training/settings.js';
-import { checkpointMethods, f32Out, roleSetup } from './engine-role.js';
+import { averageGradients, checkpointMethods, f32Out, roleSetup } from './engine-role.js';
 
 function pairsOf(op: string, req: Request): [Seqs, Seqs] {
   return [takeSeqs(op, req.tensors, 'chosen_ids', 'chosen_mask'), takeSeqs(op, req.tensors, 'rejected_ids', 'rejected_mask')];
 }
 
-await serveRole((ctx) => {
+await serveRole(async (ctx) => {
   const engine = RewardEngine.load(roleSetup(ctx));
+  const collective = await averageGradients(ctx, engine.trainer);
   return {
     methods: {
       score: (req) => {
@@ -18,9 +19,9 @@ await serveRole((ctx) => {
         const scores = engine.score(s, metaNumber('score', req.meta, 'promptLength', 0, 0));
         return { tensors: { scores: f32Out(scores, [s.B]) } };
       },
-      train_rm: (req) => {
+      train_rm: async (req) => {
         const [c, r] = pairsOf('train_rm', req);
-        const x = engine.trainRm(c, r, stepSettings('train_rm', req.meta));
+        const x = await engine.trainRm(c, r, stepSettings('train_rm', req.meta));
         return { metrics: { loss: x.loss, acc: x.acc, chosen_mean: x.chosenMean, rejected_mean: x.rejectedMean, grad_norm: x.gradNorm, skipped: x.skipped ? 1 : 0 } };
       },
       eval_rm: (req) => {
@@ -33,5 +34,6 @@ await serveRole((ctx) => {
       },
       ...checkpointMethods(engine),
     },
+    onShutdown: () => collective?.close(),
   };
 });

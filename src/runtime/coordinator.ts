@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as zmq from 'zeromq';
 import { NodeAgent, type ExitInfo } from './agent.js';
+import { withCollectives } from './collective.js';
 import { allowClients, forgetClients, generateRunKeys, writeNodeKeys, type RunKeys } from './curve.js';
 import { RoleGroup, type CallOptions, type CallResult, type Payload, type RoleHandle, type Roles } from './handles.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
@@ -124,7 +125,8 @@ export class Coordinator implements Roles {
   /** Starts every replica of the plan and resolves when all have said hello. */
   async start(plan: PlanInput | Placement): Promise<void> {
     if (this.roles.size) throw new Error('runtime: start() was already called');
-    const placement = 'roles' in plan && Array.isArray(Object.values(plan.roles)[0]) ? (plan as Placement) : planPlacement(plan as PlanInput);
+    const planned = 'roles' in plan && Array.isArray(Object.values(plan.roles)[0]) ? (plan as Placement) : planPlacement(plan as PlanInput);
+    const placement = withCollectives(planned, this.sockDir);
     for (const [name, plans] of Object.entries(placement.roles)) this.roles.set(name, plans.map((p) => this.newReplica(p)));
     const remote = [...new Set(Object.values(placement.roles).flat().map((p) => p.node))].filter((n) => n !== LOCAL_NODE);
     if (remote.length) {

@@ -109,7 +109,7 @@ export class PolicyEngine {
   }
 
   /** Next-token loss over targets where lossMask (f32 [B, T]) is 1; one optimizer step. */
-  trainSft(s: Seqs, lossMask: Float32Array, st: StepSettings): SftResult {
+  async trainSft(s: Seqs, lossMask: Float32Array, st: StepSettings): Promise<SftResult> {
     const weights = targetWeights(s, lossMask);
     const tokens = total(weights);
     if (tokens === 0) throw new Error('train_sft: loss_mask selects no target token (a target is a real token after the first)');
@@ -128,7 +128,7 @@ export class PolicyEngine {
       this.trainer.clearGrads();
       throw e;
     }
-    const r = this.trainer.step(st);
+    const r = await this.trainer.step(st);
     return { loss, tokens, gradNorm: r.gradNorm, skipped: r.skipped };
   }
 
@@ -148,7 +148,7 @@ export class PolicyEngine {
    * One PPO update: the clipped policy loss over the action tokens, plus
    * ptxCoef times the language-model loss of the ptx batch when one is given.
    */
-  trainPpo(x: PpoBatch, st: PpoSettings, ptx: Seqs | null): PpoResult {
+  async trainPpo(x: PpoBatch, st: PpoSettings, ptx: Seqs | null): Promise<PpoResult> {
     const A = x.T - 1;
     const actions = total(x.actionMask);
     if (actions === 0) throw new Error('train_ppo: action_mask selects no token');
@@ -184,7 +184,7 @@ export class PolicyEngine {
       this.trainer.clearGrads();
       throw e;
     }
-    const r = this.trainer.step(st);
+    const r = await this.trainer.step(st);
     if (!r.skipped) this.ema?.update(this.model);
     return { policyLoss: pl, clipFrac: clipped / actions, approxKl: kl / actions, ptxLoss, gradNorm: r.gradNorm, skipped: r.skipped };
   }

@@ -122,7 +122,7 @@ export class RewardEngine {
     return { loss, acc: acc / B, chosenMean: cm / B, rejectedMean: rm / B, chosenScores, rejectedScores };
   }
 
-  trainRm(chosen: Seqs, rejected: Seqs, st: StepSettings): RmResult & { gradNorm: number; skipped: boolean } {
+  async trainRm(chosen: Seqs, rejected: Seqs, st: StepSettings): Promise<RmResult & { gradNorm: number; skipped: boolean }> {
     let r: RmResult;
     try {
       r = this.pairs(chosen, rejected, st.microBatch, true);
@@ -130,7 +130,7 @@ export class RewardEngine {
       this.trainer.clearGrads();
       throw e;
     }
-    const s = this.trainer.step(st);
+    const s = await this.trainer.step(st);
     return { ...r, gradNorm: s.gradNorm, skipped: s.skipped };
   }
 

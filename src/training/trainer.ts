@@ -24,6 +24,11 @@ type GroupKind = 'decay' | 'noDecay' | 'lora';
 
 export class Trainer {
   readonly optimizer: AdamW;
+  /**
+   * Averages the gradients in place across the replicas of this engine's
+   * group (set by the role from its collective); null: a lone replica.
+   */
+  allReduce: ((grads: Float32Array[]) => Promise<void>) | null = null;
   private readonly kinds: GroupKind[];
 
   constructor(readonly model: Transformer, readonly options: EngineOptions) {
@@ -41,11 +46,21 @@ export class Trainer {
   }
 
   /**
-   * Clips the accumulated gradients, sets the call's lr and decay and takes
-   * one AdamW step (skipped when the norm is NaN or infinite), then zeroes them.
+   * Averages the accumulated gradients across replicas (when allReduce is
+   * set), clips them, sets the call's lr and decay and takes one AdamW step
+   * (skipped when the norm is NaN or infinite), then zeroes them.
    */
-  step(s: StepSettings): StepResult {
+  async step(s: StepSettings): Promise<StepResult> {
     const params = this.optimizer.params();
+    if (this.allReduce) {
+      // Before the norm, so that every replica clips, skips and steps alike.
+      try {
+        await this.allReduce(params.filter((p) => p.grad !== null).map((p) => p.grad!.f32));
+      } catch (e) {
+        this.clearGrads();
+        throw e;
+      }
+    }
     const norm = s.gradClip > 0 ? clipGradNorm(params, s.gradClip) : gradNorm(params);
     const skipped = !Number.isFinite(norm);
     if (!skipped) {

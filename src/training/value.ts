@@ -49,7 +49,7 @@ export class ValueEngine {
     return split(v, [s.T - 1, 1], 1)[0];
   }
 
-  trainValue(x: ValueBatch, st: ValueSettings): ValueResult {
+  async trainValue(x: ValueBatch, st: ValueSettings): Promise<ValueResult> {
     const A = x.T - 1;
     let actions = 0;
     for (const m of x.actionMask) actions += m;
@@ -71,7 +71,7 @@ export class ValueEngine {
       this.trainer.clearGrads();
       throw e;
     }
-    const r = this.trainer.step(st);
+    const r = await this.trainer.step(st);
     return { valueLoss: loss, clipFrac: clipped / actions, gradNorm: r.gradNorm, skipped: r.skipped };
   }
 

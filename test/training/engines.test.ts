@@ -83,25 +83,25 @@ t.test('generate: left-padded prompts, greedy is repeatable, log-probs match gen
   t.end();
 });
 
-t.test('SFT: micro-batches give the full-batch step; the loss falls', (t) => {
+t.test('SFT: micro-batches give the full-batch step; the loss falls', async (t) => {
   const p = prompts(3, 10, 3);
   const lossMask = Float32Array.from(p.mask);
   const full = PolicyEngine.load(opts()), micro = PolicyEngine.load(opts());
-  const a = full.trainSft(p, lossMask, step);
-  const b = micro.trainSft(p, lossMask, { ...step, microBatch: 1 });
+  const a = await full.trainSft(p, lossMask, step);
+  const b = await micro.trainSft(p, lossMask, { ...step, microBatch: 1 });
   t.ok(Math.abs(a.loss - b.loss) < 1e-5, `loss ${a.loss} vs ${b.loss}`);
   t.ok(Math.abs(a.gradNorm - b.gradNorm) < 1e-5, `grad norm ${a.gradNorm} vs ${b.gradNorm}`);
   t.equal(a.tokens, 9 + 8 + 7, 'targets: every real token but the first of its row');
   t.ok(paramsDiff(paramsOf(full), paramsOf(micro)) < 1e-5, 'same parameters after the step');
   const ev = full.evalSft(p, lossMask);
-  for (let i = 0; i < 10; i++) full.trainSft(p, lossMask, step);
+  for (let i = 0; i < 10; i++) await full.trainSft(p, lossMask, step);
   const after = full.evalSft(p, lossMask);
   t.ok(after.loss < ev.loss - 1, `eval loss falls: ${ev.loss.toFixed(3)} -> ${after.loss.toFixed(3)}`);
-  t.throws(() => full.trainSft(p, new Float32Array(30), step), /train_sft: loss_mask selects no target/);
+  await t.rejects(full.trainSft(p, new Float32Array(30), step), /train_sft: loss_mask selects no target/);
   t.end();
 });
 
-t.test('PPO: one step lowers the clipped loss on its own batch; ptx loss is the LM loss', (t) => {
+t.test('PPO: one step lowers the clipped loss on its own batch; ptx loss is the LM loss', async (t) => {
   const e = PolicyEngine.load(opts());
   const { s, A, actionMask } = experience(e, 5, 4);
   const old = e.logprobs(s);
@@ -122,7 +122,7 @@ t.test('PPO: one step lowers the clipped loss on its own batch; ptx loss is the 
   const before = lossNow();
   const ptx = prompts(2, 8, 12);
   const ptxEval = e.evalSft(ptx, Float32Array.from(ptx.mask)).loss;
-  const r = e.trainPpo({ ...s, oldLogprobs: old, advantages: adv, actionMask }, { ...step, lr: 1e-3, clipRange: 0.2, ptxCoef: 0.5, microBatch: 3 }, ptx);
+  const r = await e.trainPpo({ ...s, oldLogprobs: old, advantages: adv, actionMask }, { ...step, lr: 1e-3, clipRange: 0.2, ptxCoef: 0.5, microBatch: 3 }, ptx);
   t.ok(Math.abs(r.policyLoss - before) < 1e-5, `reported policy loss ${r.policyLoss} is the loss before the step ${before}`);
   t.equal(r.clipFrac, 0, 'nothing clipped at ratio 1');
   t.ok(Math.abs(r.approxKl) < 1e-6, 'approx KL 0 at ratio 1');
@@ -132,7 +132,7 @@ t.test('PPO: one step lowers the clipped loss on its own batch; ptx loss is the 
   t.end();
 });
 
-t.test('policy loss of the engine equals ppo-math on answer-aligned arrays', (t) => {
+t.test('policy loss of the engine equals ppo-math on answer-aligned arrays', async (t) => {
   const e = PolicyEngine.load(opts());
   const { s, A, actionMask } = experience(e, 3, 21);
   const rng = new Rng(3);
@@ -143,14 +143,14 @@ t.test('policy loss of the engine equals ppo-math on answer-aligned arrays', (t)
   const lens = Int32Array.from({ length: 4 }, (_, b) => cut(actionMask).subarray(b * (A - 2), (b + 1) * (A - 2)).reduce((x, y) => x + y, 0));
   t.same(Array.from(answerMask({ B: 4, A: A - 2, answerLens: lens })), Array.from(cut(actionMask)), 'action masks are answer prefixes');
   const ref = policyRef({ B: 4, A: A - 2, answerLens: lens, logprobs: cut(e.logprobs(s)), oldLogprobs: cut(old), advantages: cut(adv), clipRange: 0.2 });
-  const r = e.trainPpo({ ...s, oldLogprobs: old, advantages: adv, actionMask }, { ...step, clipRange: 0.2, ptxCoef: 0 }, null);
+  const r = await e.trainPpo({ ...s, oldLogprobs: old, advantages: adv, actionMask }, { ...step, clipRange: 0.2, ptxCoef: 0 }, null);
   t.ok(Math.abs(r.policyLoss - ref.loss) < 1e-5, `loss ${r.policyLoss} vs ${ref.loss}`);
   t.ok(Math.abs(r.clipFrac - ref.clipFrac) < 1e-9 && ref.clipFrac > 0, `clip fraction ${r.clipFrac} vs ${ref.clipFrac}`);
   t.ok(Math.abs(r.approxKl - ref.approxKl) < 1e-5, `approx KL ${r.approxKl} vs ${ref.approxKl}`);
   t.end();
 });
 
-t.test('critic: values [B, T-1]; a value step lowers the clipped value loss', (t) => {
+t.test('critic: values [B, T-1]; a value step lowers the clipped value loss', async (t) => {
   const actor = PolicyEngine.load(opts());
   const { s, A, actionMask } = experience(actor, 4, 6);
   const c = ValueEngine.load(opts());
@@ -161,27 +161,27 @@ t.test('critic: values [B, T-1]; a value step lowers the clipped value loss', (t
   const lens = Int32Array.from({ length: 4 }, () => A);
   const lossNow = () => valueRef({ B: 4, A, answerLens: lens, values: c.values(s).map((v, i) => (actionMask[i] ? v : 0)), oldValues: v0.map((v, i) => (actionMask[i] ? v : 0)), returns: returns.map((v, i) => (actionMask[i] ? v : 0)), clipRangeValue: 0.2 }).loss * 4 * A / actionMask.reduce((a, b) => a + b, 0);
   const before = lossNow();
-  const r = c.trainValue({ ...s, oldValues: v0, returns, actionMask }, { ...step, lr: 3e-4, clipRangeValue: 0.2, microBatch: 2 });
+  const r = await c.trainValue({ ...s, oldValues: v0, returns, actionMask }, { ...step, lr: 3e-4, clipRangeValue: 0.2, microBatch: 2 });
   t.ok(Math.abs(r.valueLoss - before) < 1e-5, `reported loss ${r.valueLoss} equals the reference ${before}`);
   const after = lossNow();
   t.ok(after < before, `value loss falls: ${before.toFixed(4)} -> ${after.toFixed(4)}`);
   t.end();
 });
 
-t.test('save + load into a fresh engine continues exactly (plain and LoRA); the folder loads as a model', (t) => {
+t.test('save + load into a fresh engine continues exactly (plain and LoRA); the folder loads as a model', async (t) => {
   for (const lora of [null, { dim: 4, alpha: 2, moduleNames: ['attn'], lr: 1e-2 }]) {
     const extra = lora ? { training: { lr: 1e-2, lora } } : {};
     const p = prompts(2, 8, 5);
     const lm = Float32Array.from(p.mask);
     const a = PolicyEngine.load(opts(extra));
-    a.trainSft(p, lm, step);
+    await a.trainSft(p, lm, step);
     const dir = join(root, lora ? 'ckpt-lora' : 'ckpt');
     a.save(dir, true);
     const b = PolicyEngine.load(opts(extra));
     b.load(dir, true);
     t.equal(paramsDiff(paramsOf(a), paramsOf(b)), 0, `${lora ? 'LoRA: ' : ''}loaded parameters equal the saved ones`);
-    a.trainSft(p, lm, step);
-    b.trainSft(p, lm, step);
+    await a.trainSft(p, lm, step);
+    await b.trainSft(p, lm, step);
     t.equal(paramsDiff(paramsOf(a), paramsOf(b)), 0, `${lora ? 'LoRA: ' : ''}the next step gives identical parameters`);
     // The folder alone (merged weights) is a plain model with the engine's outputs.
     const plain = loadModel(dir);
@@ -196,7 +196,7 @@ t.test('save + load into a fresh engine continues exactly (plain and LoRA); the 
   t.end();
 });
 
-t.test('reward: divergence spans, scores at the last real token, a learnable preference is learnt', (t) => {
+t.test('reward: divergence spans, scores at the last real token, a learnable preference is learnt', async (t) => {
   const T = 10;
   // chosen [5 6 7 8 9 p p ...], rejected [5 6 7 4 p p ...]: diverge at 3, later end 5.
   const mk = (rows: number[][]): Seqs => {
@@ -236,7 +236,7 @@ t.test('reward: divergence spans, scores at the last real token, a learnable pre
   const before = rm.evalRm(hc, hr);
   for (let i = 0; i < 30; i++) {
     const [c, r] = pairs(16);
-    rm.trainRm(c, r, { ...step, lr: 3e-3, microBatch: 8 });
+    await rm.trainRm(c, r, { ...step, lr: 3e-3, microBatch: 8 });
   }
   const after = rm.evalRm(hc, hr);
   t.ok(after.acc >= 0.85, `held-out accuracy ${before.acc.toFixed(2)} -> ${after.acc.toFixed(2)}`);
@@ -245,7 +245,7 @@ t.test('reward: divergence spans, scores at the last real token, a learnable pre
   t.end();
 });
 
-t.test('PPO steps keep the allocator flat; generation and log-probs too', (t) => {
+t.test('PPO steps keep the allocator flat; generation and log-probs too', async (t) => {
   const e = PolicyEngine.load(opts());
   const { s, A, actionMask } = experience(e, 4, 8);
   const adv = Float32Array.from({ length: 4 * A }, (_, i) => (i % 3) - 1);
@@ -253,20 +253,20 @@ t.test('PPO steps keep the allocator flat; generation and log-probs too', (t) =>
   for (let i = 0; i < 6; i++) {
     e.generate(prompts(4, 4, 8), { maxNewTokens: 6, temperature: 1, topK: 0, topP: 1, seed: i });
     const old = e.logprobs(s);
-    e.trainPpo({ ...s, oldLogprobs: old, advantages: adv, actionMask }, { ...step, lr: 1e-4, clipRange: 0.2, ptxCoef: 0, microBatch: 2 }, null);
+    await e.trainPpo({ ...s, oldLogprobs: old, advantages: adv, actionMask }, { ...step, lr: 1e-4, clipRange: 0.2, ptxCoef: 0, microBatch: 2 }, null);
     inUse.push(allocator.stats().bytesInUse);
   }
   t.same(inUse.slice(2), Array(4).fill(inUse[2]), `bytes in use after each step: ${inUse.join(', ')}`);
   t.end();
 });
 
-t.test('EMA of the actor: updated after each PPO step, saved on request, resumed exactly', (t) => {
+t.test('EMA of the actor: updated after each PPO step, saved on request, resumed exactly', async (t) => {
   const e = PolicyEngine.load(opts(), 0.75);
   const before = Float32Array.from(e.model.p('h.0.qkv.w').f32);
   const { s, A, actionMask } = experience(e, 4, 13);
   const adv = Float32Array.from({ length: 4 * A }, (_, i) => (i % 3) - 1);
   const train = (x: PolicyEngine) => x.trainPpo({ ...s, oldLogprobs: x.logprobs(s), advantages: adv, actionMask }, { ...step, lr: 1e-3, clipRange: 0.2, ptxCoef: 0 }, null);
-  train(e);
+  await train(e);
   const now = e.model.p('h.0.qkv.w').f32;
   const ema = e.ema!.params.get('h.0.qkv.w')!.data;
   t.ok(maxDiff(ema, before.map((b, i) => 0.75 * b + 0.25 * now[i])) < 1e-7, 'ema = beta * ema + (1 - beta) * weights');
@@ -276,8 +276,8 @@ t.test('EMA of the actor: updated after each PPO step, saved on request, resumed
   e.save(join(root, 'ema-resume'), true);
   const b = PolicyEngine.load(opts(), 0.75);
   b.load(join(root, 'ema-resume'), true);
-  train(e);
-  train(b);
+  await train(e);
+  await train(b);
   t.equal(maxDiff(b.ema!.params.get('h.0.qkv.w')!.data, e.ema!.params.get('h.0.qkv.w')!.data), 0, 'the average resumes exactly');
   t.throws(() => PolicyEngine.load(opts()).save(dir, false, true), /keeps none/);
   t.end();

@@ -1,0 +1,166 @@
+// Gradient averaging across a group's replicas (src/runtime/collective.ts):
+// three worker threads average random buffers to the float64 mean with the
+// very same bits each; a replica that never arrives fails the reduction
+// naming it; and two actor processes doing SFT steps on different shards end
+// byte-identical and equal to one engine trained on the whole batch.
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { loadModel } from '../../src/models/checkpoint.js';
+import { initModelFolder } from '../../src/models/init.js';
+import { type CollectiveSpec, openCollective, parseCollectiveSpec, withCollectives } from '../../src/runtime/collective.js';
+import { startRuntime } from '../../src/runtime/coordinator.js';
+import { planPlacement } from '../../src/runtime/placement.js';
+import { Rng } from '../../src/tensor/index.js';
+import { engineOptions } from '../../src/training/options.js';
+import { PolicyEngine } from '../../src/training/policy.js';
+import { distPath } from '../../src/util/paths.js';
+import { processesMentioning, tempRunDir } from './helpers.js';
+
+// Runs in each worker: one replica doing two reductions of its buffers.
+const workerSource = `
+const { parentPort, workerData } = require('node:worker_threads');
+import(workerData.url).then(async ({ openCollective }) => {
+  const c = await openCollective(workerData.spec, workerData.rank);
+  try {
+    const out = [];
+    for (const round of workerData.rounds) {
+      await c.allReduceMean(round);
+      out.push(round);
+    }
+    parentPort.postMessage({ out });
+  } finally {
+    c.close();
+  }
+}).catch((e) => parentPort.postMessage({ error: String(e && e.stack || e) }));
+`;
+
+function runReplica(spec: CollectiveSpec, rank: number, rounds: Float32Array[][]): { worker: Worker; result: Promise<Float32Array[][]> } {
+  const worker = new Worker(workerSource, { eval: true, workerData: { url: pathToFileURL(distPath('src/runtime/collective.js')).href, spec, rank, rounds } });
+  const result = new Promise<Float32Array[][]>((resolve, reject) => {
+    worker.once('message', (m: { out?: Float32Array[][]; error?: string }) => (m.error ? reject(new Error(`replica ${rank}: ${m.error}`)) : resolve(m.out!)));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`replica ${rank} exited with code ${code} before answering`)));
+  });
+  return { worker, result };
+}
+
+const SIZES = [1, 7, 1000, 65_537];
+
+t.test('three worker threads average random buffers to the float64 mean, bit-identical on every replica', async (t) => {
+  const dir = tempRunDir(t, 'qcol-');
+  const N = 3, ROUNDS = 2;
+  const spec: CollectiveSpec = { group: 'actor', size: N, endpoint: `ipc://${join(dir, 'g0.sock')}`, timeoutMs: 30_000 };
+  const rng = new Rng(11);
+  // Values spread over several magnitudes, as gradients are.
+  const inputs = [...Array(N)].map(() => [...Array(ROUNDS)].map(() => SIZES.map((n) => Float32Array.from({ length: n }, () => (rng.uniform() - 0.5) * 10 ** Math.floor(rng.uniform() * 6 - 3)))));
+  const replicas = inputs.map((rounds, r) => runReplica(spec, r, rounds));
+  t.teardown(() => Promise.all(replicas.map((x) => x.worker.terminate())));
+  const outs = await Promise.all(replicas.map((x) => x.result));
+  let worst = 0;
+  for (let k = 0; k < ROUNDS; k++) {
+    for (let j = 0; j < SIZES.length; j++) {
+      for (let i = 0; i < SIZES[j]; i++) {
+        let mean = 0;
+        for (let r = 0; r < N; r++) mean += inputs[r][k][j][i];
+        mean /= N;
+        worst = Math.max(worst, Math.abs(outs[0][k][j][i] - mean) / Math.max(1, Math.abs(mean)));
+      }
+      for (let r = 1; r < N; r++)
+        t.ok(Buffer.from(outs[r][k][j].buffer).equals(Buffer.from(outs[0][k][j].buffer)), `round ${k}, buffer ${j} (${SIZES[j]} elements): replica ${r} has replica 0's bits`);
+    }
+  }
+  t.ok(worst < 1e-6, `max relative difference from the float64 mean: ${worst.toExponential(2)} (tolerance 1e-6)`);
+});
+
+t.test('a replica that never arrives fails the reduction on the others, naming it', async (t) => {
+  const dir = tempRunDir(t, 'qcol-');
+  const spec: CollectiveSpec = { group: 'critic', size: 3, endpoint: `ipc://${join(dir, 'g1.sock')}`, timeoutMs: 400 };
+  const root = await openCollective(spec, 0);
+  const one = await openCollective(spec, 1);
+  t.teardown(() => {
+    root.close();
+    one.close();
+  });
+  const [r0, r1] = await Promise.allSettled([root.allReduceMean([new Float32Array(4)]), one.allReduceMean([new Float32Array(4)])]);
+  t.match(r0, { status: 'rejected', reason: { message: /collective 'critic' \(reduction 1\): replica 2 did not arrive within 400 ms/ } }, 'replica 0 names the missing replica');
+  t.match(r1, { status: 'rejected', reason: { message: /collective 'critic' \(reduction 1\): replica 2 did not arrive/ } }, 'replica 1 hears why at once');
+
+  // The next reduction is not confused by the failed one: mismatched buffers are named.
+  const [m0, m1] = await Promise.allSettled([root.allReduceMean([new Float32Array(4)]), one.allReduceMean([new Float32Array(5)])]);
+  t.match(m0, { status: 'rejected', reason: { message: /reduction 2\): replica 1 sent 1 buffers of \[5\] elements, replica 0 has 1 of \[4\]/ } });
+  t.match(m1, { status: 'rejected', reason: { message: /replica 1 sent 1 buffers of \[5\]/ } });
+});
+
+t.test('the runtime gives each group of several replicas its own short ipc path; lone replicas and other machines get none', async (t) => {
+  const placement = planPlacement({
+    actor: { replicas: 2, devices: ['cpu'], module: 'actors/actor.js', args: { model: 'm' } },
+    reference: { replicas: 1, devices: ['cpu'], module: 'actors/reference.js' },
+    critic: { replicas: 2, devices: ['cpu'], module: 'actors/critic.js', node: 'gpu-1' },
+  }, [0, 1]);
+  const sockDir = '/tmp/' + 'x'.repeat(80);
+  const p = withCollectives(placement, sockDir);
+  const actor = p.roles.actor.map((r) => r.args.collective as CollectiveSpec);
+  t.equal(actor[0], actor[1], 'both actor replicas get the same spec');
+  t.match(actor[0], { group: 'actor', size: 2, endpoint: `ipc://${sockDir}/g0.sock` });
+  t.ok(actor[0].endpoint!.length - 'ipc://'.length < 107, 'the path fits a unix socket');
+  t.equal(p.roles.actor[0].args.model, 'm', 'the other args are kept');
+  t.equal(placement.roles.actor[0].args.collective, undefined, 'the input placement is left alone');
+  t.equal(p.roles.reference[0].args.collective, undefined, 'a lone replica has no collective');
+  const critic = p.roles.critic[0].args.collective as CollectiveSpec;
+  t.equal(critic.endpoint, null);
+  await t.rejects(openCollective(critic, 0), /collective 'critic': its 2 replicas are not all on the coordinator's machine/);
+  t.throws(() => parseCollectiveSpec('actor', { group: 'actor', size: 2, endpoint: 'tcp://x:1', timeoutMs: 5 }), /actor: args.collective.endpoint must be an ipc:\/\/ endpoint or null/);
+  t.equal(parseCollectiveSpec('actor', undefined), null);
+  const lone = await openCollective({ group: 'actor', size: 1, endpoint: null, timeoutMs: 1 }, 0);
+  const b = Float32Array.from([1, 2]);
+  await lone.allReduceMean([b]);
+  t.same([...b], [1, 2], 'a group of one leaves its gradients as they are');
+});
+
+t.test('two actor processes stepping on different shards stay byte-identical and equal one engine on the whole batch', async (t) => {
+  const runDir = tempRunDir(t, 'qcol-rt-');
+  const modelDir = join(runDir, 'model');
+  initModelFolder(modelDir, { modelType: 'gpt2', layers: 2, hidden: 32, heads: 4, vocab: 300, maxPositions: 64, seed: 5 });
+  const args = { model: modelDir, seed: 3 };
+  const rt = await startRuntime({ actor: { replicas: 2, devices: ['cpu:0', 'cpu:1'], module: 'actors/actor.js', args } }, { runDir });
+  t.teardown(() => rt.shutdown());
+  const whole = PolicyEngine.load(engineOptions('actor', args));
+
+  // Four rows a step, two per replica; rows 0 and 2 are left-padded alike so
+  // that both shards hold as many target tokens (the mean of the two shard
+  // means is then the whole batch's mean).
+  const B = 4, T = 12, rng = new Rng(21);
+  // gradClip small enough to clip: the norm must be taken after the averaging.
+  const step = { lr: 1e-3, weightDecay: 0.1, gradClip: 0.5, microBatch: 1 };
+  for (let k = 0; k < 3; k++) {
+    const ids = Int32Array.from({ length: B * T }, () => Math.floor(rng.uniform() * 299));
+    const mask = Int32Array.from({ length: B * T }, (_, i) => (i % (2 * T) < 3 ? 0 : 1));
+    const lossMask = Float32Array.from(mask);
+    const tensors = { ids: { dtype: 'i32' as const, shape: [B, T], data: ids }, mask: { dtype: 'i32' as const, shape: [B, T], data: mask }, loss_mask: { dtype: 'f32' as const, shape: [B, T], data: lossMask } };
+    const res = await rt.group('actor').call('train_sft', { meta: step, tensors });
+    const want = await whole.trainSft({ ids, mask, B, T }, lossMask, step);
+    const [g0, g1] = res.replies.map((r) => r.metrics.grad_norm);
+    t.equal(g0, g1, `step ${k}: both replicas clip the same averaged gradient (norm ${g0.toFixed(4)})`);
+    t.ok(Math.abs(g0 - want.gradNorm) <= 1e-5 * Math.max(1, want.gradNorm), `step ${k}: its norm equals the whole batch's ${want.gradNorm.toFixed(4)}`);
+    t.ok(want.gradNorm > step.gradClip, `step ${k}: the step was clipped`);
+  }
+
+  await Promise.all([0, 1].map((i) => rt.role('actor', i).call('save', { meta: { dir: join(runDir, `replica-${i}`) } })));
+  const bytes = (i: number) => readFileSync(join(runDir, `replica-${i}`, 'model.safetensors'));
+  t.ok(bytes(0).equals(bytes(1)), 'the two replicas saved byte-identical weights');
+  const saved = loadModel(join(runDir, 'replica-0'));
+  let worst = 0;
+  for (const [name, p] of whole.model.params) {
+    const q = saved.p(name).f32;
+    for (let i = 0; i < q.length; i++) worst = Math.max(worst, Math.abs(q[i] - p.f32[i]));
+  }
+  t.ok(worst < 1e-5, `max difference from one engine trained on the whole batch: ${worst.toExponential(2)} (tolerance 1e-5)`);
+  const start = loadModel(modelDir).p('h.0.qkv.w').f32;
+  t.ok(saved.p('h.0.qkv.w').f32.some((v, i) => v !== start[i]), 'the replicas did train');
+
+  await rt.shutdown();
+  t.same(processesMentioning(runDir), [], 'no role outlives the run');
+});
