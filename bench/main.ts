@@ -4,6 +4,7 @@ import type { BenchOptions } from './report.js';
 
 const benches: Record<string, string> = {
   engine: './engine.js',
+  kernels: './kernels.js',
   model: './model.js',
   runtime: './runtime.js',
   ppo: './ppo.js',

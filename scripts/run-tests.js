@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 
 const args = process.argv.slice(2);
-const files = args.length ? args : ['dist/test'];
+const files = args;
 const child = spawn(process.execPath, ['node_modules/tap/dist/esm/run.mjs', ...files], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
