@@ -2,9 +2,20 @@
 // Runs the tap suite over the compiled tests and ends with a plain
 // "N passed, N failed" line, which CI reads for a test count.
 import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 const args = process.argv.slice(2);
-const files = args;
+// Only *.test.js files are tests (helpers are compiled beside them); dist/ is
+// git-ignored, which tap's own file search skips, so the list is made here.
+function testFiles(path) {
+  if (statSync(path).isFile()) return [path];
+  return readdirSync(path).sort().flatMap((f) => {
+    const p = join(path, f);
+    return statSync(p).isDirectory() ? testFiles(p) : p.endsWith('.test.js') ? [p] : [];
+  });
+}
+const files = (args.length ? args : ['dist/test']).flatMap(testFiles);
 const child = spawn(process.execPath, ['node_modules/tap/dist/esm/run.mjs', ...files], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
