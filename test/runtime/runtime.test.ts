@@ -38,7 +38,10 @@ t.test('four roles on two cores', async (t) => {
       }
     }
     const a = await rt.role('actor', 1).call('placement');
-    t.same(a.meta.args, { lr: 0.001 });
+    // The runtime adds the group's gradient-averaging endpoint (src/runtime/collective.ts) to the plan's args.
+    const { collective, ...own } = a.meta.args as Record<string, unknown>;
+    t.same(own, { lr: 0.001 });
+    t.match(collective, { group: 'actor', size: 2, endpoint: /^ipc:\/\/.*g\d+\.sock$/ });
     t.same(a.meta.devices, ['cpu:1']);
   });
 
