@@ -31,13 +31,21 @@ export const demoDefaults: DemoOptions = {
 
 /** Small settings for the CI test: the same pipeline in a few minutes. */
 export const ciDemoOptions: DemoOptions = {
-  data: { sftExamples: 2000, rmPrompts: 3000, evalPrompts: 64 },
-  model: { layers: 2, hidden: 64, heads: 4 },
-  pretrain: { steps: 200, batchSize: 32, lr: 3e-3, warmup: 20 },
-  pairs: { prompts: 3000, batchSize: 256, temperature: 1 },
+  data: { sftExamples: 2000, rmPrompts: 6000, evalPrompts: 64 },
+  model: { layers: 2, hidden: 128, heads: 4 },
+  pretrain: { steps: 250, batchSize: 32, lr: 3e-3, warmup: 20 },
+  pairs: { prompts: 6000, batchSize: 256, temperature: 1 },
   rmEvalFraction: 0.1,
   evaluate: { batchSize: 64, samples: 3 },
 };
+
+/** The CI run's step sizes, as command-line flags over configs/demo.json. */
+export const ciStepFlags = [
+  '--sft.maxSteps=60',
+  '--rm.epochs=3',
+  '--ppo.maxSteps=60', '--ppo.promptBatchSize=32', '--ppo.trainBatchSize=32',
+  '--actor.lr=2e-4', '--critic.lr=2e-4',
+];
 
 /** Checks each number by name; unknown keys are errors. */
 export function checkDemoOptions(o: DemoOptions): void {
