@@ -136,6 +136,10 @@ export function generate(model: Transformer, ids: Int32Array, mask: Int32Array |
     for (let t = 0; t < T0; t++) real[b] += m0[b * T0 + t];
     if (real[b] === 0) throw new Error(`generate: prompt row ${b} has no real token (its mask is all 0)`);
   }
+  const longest = Math.max(...real);
+  if (cfg.positions === 'learned' && longest + n > cfg.maxPositions) {
+    throw new Error(`generate: a prompt of ${longest} tokens + ${n} new tokens exceeds the ${cfg.maxPositions} learned positions of this ${cfg.modelType} model`);
+  }
   const eos = new Set(opts.eosTokenId === null ? [] : opts.eosTokenId === undefined ? cfg.eosTokenIds : [opts.eosTokenId].flat());
   const pad = opts.padTokenId ?? cfg.padTokenId ?? (eos.size ? [...eos][0] : 0);
   const V = cfg.vocabSize;
