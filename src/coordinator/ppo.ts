@@ -12,9 +12,13 @@
 //      parallel, one optimizer step each per micro-batch;
 //   5. metrics, and a checkpoint every ppo.saveEvery steps (models with their
 //      optimizer state, plus the data position and schedule counters).
-// The learning rates follow each role's schedule over the estimated number of
-// optimizer steps of the phase; generation seeds derive from (seed, step), so a
-// resumed run samples what the uninterrupted one would have.
+// A step is one round of the above, so ppo.maxSteps counts rounds of
+// ppo.generationBatches prompt batches (equal to DeepSpeed-Chat's prompt
+// batches with the default of 1). The learning rates follow each role's
+// schedule over the estimated number of optimizer steps of the phase;
+// generation seeds derive from (seed, step), so a resumed run samples what
+// the uninterrupted one would have. ppo.overlap runs the overlap schedule
+// (see runOverlapped).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/defaults.js';
