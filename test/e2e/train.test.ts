@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { loadModel } from '../../src/models/checkpoint.js';
 import { quartet } from './quartet.js';
-import { makeTinyRun } from './tiny-run.js';
+import { makeTinyRun, positiveShare } from './tiny-run.js';
 
 const PPO_STEPS = 16;
 
@@ -82,6 +82,19 @@ t.test('quartet train: sft -> rm -> ppo through role processes, then kill mid-PP
   const gen = await quartet(t, ['generate', '--model', join(full, 'ppo/actor'), '--prompt', 'Human: Tell me about the cat. Assistant:', '--max-new-tokens', '12']);
   t.equal(gen.code, 0, `quartet generate answers with the PPO actor: ${gen.stdout.trim()} ${gen.stderr.slice(-500)}`);
   t.match(gen.stdout, /\S/, 'a non-empty answer');
+  // The property the preference data rewards (the share of positive words), on answers sampled from
+  // the SFT and the PPO actors: it rose in every run tried (e.g. 0.73 -> 0.95, 0.61 -> 0.93).
+  const nouns = ['cat', 'dog', 'house', 'tree', 'car', 'river', 'book', 'song', 'city', 'garden', 'road', 'lamp'];
+  const sampled = async (model: string) => {
+    const prompts = [...nouns, ...nouns].flatMap((n) => ['--prompt', `Human: Tell me about the ${n}. Assistant:`]);
+    const g = await quartet(t, ['generate', '--model', model, ...prompts, '--max-new-tokens', '14', '--temperature', '1', '--seed', '5', '--json']);
+    t.equal(g.code, 0, `quartet generate --json on ${model}`);
+    const texts = (JSON.parse(g.stdout) as { choices: { text: string }[] }).choices.map((c) => c.text);
+    return mean(texts.map(positiveShare));
+  };
+  const goldSft = await sampled(join(full, 'sft')), goldPpo = await sampled(join(full, 'ppo/actor'));
+  t.ok(goldPpo > goldSft, `the rewarded property rises from the SFT to the PPO actor: positive share ${goldSft.toFixed(3)} -> ${goldPpo.toFixed(3)}`);
+
   const chat = await quartet(t, ['chat', '--model', join(full, 'ppo/actor'), '--max-new-tokens', '14'], { input: 'Tell me about the cat.\nTell me about the dog.\nquit\n' });
   t.equal(chat.code, 0, `quartet chat exits 0 (stderr: ${chat.stderr.slice(-500)})`);
   const answers = chat.stdout.split('\n').filter((l) => l.startsWith('Assistant:'));
