@@ -105,6 +105,7 @@ export class Transformer {
   readonly lora = new Map<string, LoraAdapter>();
   /** DeepSpeed-Chat's --disable_dropout switches this off. */
   dropoutEnabled = true;
+  private dropoutOverride: number | null = null;
   rng: Rng;
   private readonly invFreq: Tensor | null;
 
@@ -121,6 +122,20 @@ export class Transformer {
     } else {
       this.invFreq = null;
     }
+  }
+
+  /**
+   * DeepSpeed-Chat's --dropout: one probability for embedding and residual dropout in place of the
+   * config's (0 turns dropout off as --disable_dropout does).
+   */
+  setDropout(p: number): void {
+    if (!(p >= 0 && p < 1)) throw new Error(`transformer: dropout must be in [0, 1), got ${p}`);
+    this.dropoutOverride = p;
+  }
+
+  /** The dropout probability in use for embeddings or residual branches. */
+  dropoutP(kind: 'embed' | 'residual'): number {
+    return this.dropoutOverride ?? this.cfg.dropout[kind];
   }
 
   /** A parameter by internal name. */
@@ -213,7 +228,7 @@ export class Transformer {
   }
 
   private block(i: number, x: Tensor, ctx: BlockContext): Tensor {
-    const pd = this.cfg.dropout.residual;
+    const pd = this.dropoutP('residual');
     const train = ctx.train;
     if (!this.cfg.preNorm) {
       // OPT-350m: the norm follows each residual add.
@@ -256,7 +271,7 @@ export class Transformer {
       }
       x = add(x, embedding(fromI32(idx, [B, T]), this.p('wpe')));
     }
-    x = this.drop(x, cfg.dropout.embed, opts.train);
+    x = this.drop(x, this.dropoutP('embed'), opts.train);
 
     // Without any pad the attention needs no key mask (causality alone).
     const padded = mask !== null && mask.includes(0);

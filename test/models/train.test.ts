@@ -22,6 +22,11 @@ t.test('dropout follows the config, is seeded, and can be switched off', (t) => 
   t.ok(maxDiff(a, evalLogits).max > 1e-3, 'training forward drops activations');
   const m2 = loadModel(variantDir('gpt2'), { seed: 5 });
   t.same(maxDiff(noGrad(() => m2.forward(ids, { train: true }).f32), a).max, 0, 'same seed, same dropout masks');
+  m.setDropout(0);
+  t.same(maxDiff(noGrad(() => m.forward(ids, { train: true }).f32), evalLogits).max, 0, '--dropout 0: training forward equals eval');
+  m.setDropout(0.5);
+  t.ok(maxDiff(noGrad(() => m.forward(ids, { train: true }).f32), evalLogits).max > 1e-3, '--dropout 0.5 drops again');
+  t.throws(() => m.setDropout(1), /dropout must be in \[0, 1\), got 1/);
   m.dropoutEnabled = false;
   t.same(maxDiff(noGrad(() => m.forward(ids, { train: true }).f32), evalLogits).max, 0, 'dropout switched off: training forward equals eval');
   t.end();
