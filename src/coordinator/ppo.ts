@@ -163,6 +163,7 @@ export class PpoDriver {
   private state: PpoState;
   private readonly total: number;
   private readonly grouped: boolean;
+  private lastCheckpoint = -1;
 
   constructor(private readonly roles: Roles, private readonly config: Config, private readonly data: PpoData,
     private readonly out: PpoOutputs, private readonly hooks: PpoHooks = {}) {
@@ -217,6 +218,8 @@ export class PpoDriver {
       }
     }
     bar?.finish();
+    // Stopped early (Ctrl-C): a checkpoint here lets --resume continue from this very step.
+    if (this.state.step < this.total && this.state.step > resumedAt && this.lastCheckpoint !== this.state.step && this.hooks.shouldStop?.()) await this.checkpoint();
     await this.saveFinal();
     log(`ppo: ${this.state.step} steps; actor saved to ${this.out.actor}`);
     return { steps: this.state.step, firstReward, lastReward, lastKl, meanStepSeconds: mean(stepTimes), state: { ...this.state } };
@@ -490,6 +493,7 @@ export class PpoDriver {
     await Promise.all(saves);
     // Written last: a checkpoint folder without it is incomplete and is never resumed from.
     writeJsonAtomic(join(dir, PPO_STATE_FILE), this.state);
+    this.lastCheckpoint = this.state.step;
     this.hooks.log?.(`ppo: checkpoint ${dir}`);
     return dir;
   }

@@ -226,21 +226,21 @@ t.test('ppo: checkpoints every saveEvery steps; a stopped run resumes without a 
   t.same(latestPpoCheckpoint(runPaths(join(dir, 'whole')))?.state.step, 4, 'checkpoints at steps 2 and 4 (not at the final step)');
   t.ok(existsSync(join(dir, 'whole', 'ppo', 'checkpoints', 'step-2', 'state.json')));
 
-  // The same run stopped after step 3, then resumed from the checkpoint of step 2.
+  // The same run stopped after step 3 (a checkpoint is taken at the stop), then resumed from it.
   const run = join(dir, 'cut');
   const first = fakeRoles();
   const d: PpoDriver = new PpoDriver(first.roles, c, data, outs(run), { progress: false, shouldStop: (): boolean => d.position.step >= 3 });
   await d.run();
   const ck = latestPpoCheckpoint(runPaths(run))!;
-  t.equal(ck.state.step, 2);
+  t.equal(ck.state.step, 3, 'a stopped run checkpoints the step it stopped at');
   const second = fakeRoles();
   const r = await runPpo(second.roles, c, data, outs(run), { progress: false }, ck);
   t.equal(r.steps, 5, 'same step count as the uninterrupted run');
   const loads = second.calls.filter((x) => x.method === 'load');
   t.same(loads.map((x) => [x.role, x.meta.optimizer]), [['actor', true], ['critic', true]], 'models loaded with optimizer state');
-  const resumed = [...batches(first.calls).slice(0, 2), ...batches(second.calls)];
-  t.same(resumed, batches(whole.calls), 'steps 1-2 from the first run and 3-5 after resuming are exactly the uninterrupted batches');
-  t.same([...seeds(first.calls).slice(0, 2), ...seeds(second.calls)], seeds(whole.calls), 'same generation seeds');
+  const resumed = [...batches(first.calls), ...batches(second.calls)];
+  t.same(resumed, batches(whole.calls), 'steps 1-3 from the first run and 4-5 after resuming are exactly the uninterrupted batches');
+  t.same([...seeds(first.calls), ...seeds(second.calls)], seeds(whole.calls), 'same generation seeds');
   t.same(lrs(second.calls), lrs(whole.calls).slice(-lrs(second.calls).length), 'the lr schedule continues where it was');
 });
 
