@@ -502,7 +502,7 @@ export class Coordinator implements Roles {
 
   // ---- stats and shutdown ----
 
-  async stats(timeoutMs = 5000): Promise<ReplicaStats[]> {
+  async stats(timeoutMs = 10_000): Promise<ReplicaStats[]> {
     const all = [...this.roles.values()].flat();
     return Promise.all(all.map(async (rep) => {
       let report: ReplicaStats['report'];

@@ -59,7 +59,7 @@ t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
   t.teardown(() => net.cleanup());
   t.comment(`second machine: ${net.label}`);
   const runDir = tempRunDir(t);
-  const rt = await Coordinator.open({ runDir, listen: `tcp://${net.coordinatorHost}:*`, heartbeatMs: 100, peerTimeoutMs: 1500 });
+  const rt = await Coordinator.open({ runDir, listen: `tcp://${net.coordinatorHost}:*`, heartbeatMs: 100, peerTimeoutMs: 5000 });
   t.teardown(() => rt.shutdown());
   const endpoint = rt.tcpEndpoint!;
 

@@ -39,7 +39,7 @@ function coordinatorLog(rt: Coordinator): string {
 
 t.test('the coordinator refuses bad peers and keeps serving', async (t) => {
   const runDir = tempRunDir(t);
-  const rt = await startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO } }, { runDir });
+  const rt = await startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO } }, { runDir, peerTimeoutMs: 10_000 });
   t.teardown(() => rt.shutdown());
   const sock = new zmq.Dealer({ linger: 0 });
   t.teardown(() => sock.close());
@@ -72,7 +72,7 @@ t.test('the coordinator refuses bad peers and keeps serving', async (t) => {
 
 t.test('tcp: peers without this run\'s CURVE key are refused', async (t) => {
   const runDir = tempRunDir(t);
-  const rt = await Coordinator.open({ runDir, listen: 'tcp://127.0.0.1:*' });
+  const rt = await Coordinator.open({ runDir, listen: 'tcp://127.0.0.1:*', peerTimeoutMs: 10_000 });
   t.teardown(() => rt.shutdown());
   await rt.start({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO } });
   const keys = JSON.parse(readFileSync(rt.nodeKeysFile!, 'utf8'));

@@ -40,7 +40,7 @@ t.test('the Python reward process answers score', { skip: pythonMissing() }, asy
   const runDir = tempRunDir(t);
   const rt = await startRuntime({
     reward: { replicas: 2, devices: ['cpu:0', 'cpu:1'], command: [PY, join(repoRoot, 'examples/reward-python/reward.py')] },
-  }, { runDir });
+  }, { runDir, peerTimeoutMs: 10_000 });
   t.teardown(() => rt.shutdown());
   const r = await rt.group('reward').call('score', {
     meta: { promptLength: P },
@@ -66,7 +66,7 @@ t.test('the JS reward process (piscina pool) answers score', async (t) => {
   const rt = await startRuntime({
     reward: { replicas: 1, devices: ['cpu:0-1'], module: 'actors/reward-js.js', args: { tokenizer: join(repoRoot, 'test/fixtures/roles/tokenizer.json') } },
     length: { replicas: 1, devices: ['cpu:1'], module: 'actors/reward-js.js', args: { scorer: distPath('test/fixtures/roles/scorer-length.js') } },
-  }, { runDir });
+  }, { runDir, peerTimeoutMs: 10_000 });
   t.teardown(() => rt.shutdown());
 
   const texts = ['i love this great day', 'i hate this awful day', 'a day', 'this is bad, not good', ''];

@@ -22,7 +22,8 @@ const plan: PlanInput = {
 
 t.test('four roles on two cores', async (t) => {
   const runDir = tempRunDir(t);
-  const rt = await startRuntime(plan, { runDir });
+  // Hang detection is supervision.test.ts's subject; here a busy machine must not trigger it.
+  const rt = await startRuntime(plan, { runDir, peerTimeoutMs: 10_000 });
   t.teardown(() => rt.shutdown());
 
   t.test('placement: affinity, threads, devices and args reach each role', async (t) => {

@@ -12,7 +12,7 @@ import { alive, processesMentioning, tempRunDir, waitFor } from './helpers.js';
 
 const ECHO = 'test/fixtures/roles/echo.js';
 // Short beats so that a hang is found in about a second.
-const fast = { heartbeatMs: 100, peerTimeoutMs: 1000 };
+const fast = { heartbeatMs: 100, peerTimeoutMs: 1500 };
 
 async function pidOf(rt: Coordinator, role: string): Promise<number> {
   return (await rt.role(role, 0).call('ping')).meta.pid as number;
@@ -75,7 +75,7 @@ t.test('a role out of restarts fails the run with its name and last log lines', 
   const rt = await startRuntime({
     actor: { replicas: 1, devices: ['cpu:0'], module: ECHO },
     critic: { replicas: 1, devices: ['cpu:1'], module: ECHO, restart: { maxRestarts: 0 } },
-  }, { runDir, ...fast });
+  }, { runDir, heartbeatMs: 100 });
   t.teardown(() => rt.shutdown());
   const actorPid = await pidOf(rt, 'actor');
   await t.rejects(rt.role('critic', 0).call('crash'), { code: 'run_failed', retriable: false });
@@ -91,7 +91,7 @@ t.test('a role out of restarts fails the run with its name and last log lines', 
 t.test('a role that never starts fails the start with its log', async (t) => {
   const runDir = tempRunDir(t);
   await t.rejects(
-    startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], command: ['/bin/sh', '-c', 'echo no such program here >&2; exit 7'] } }, { runDir, ...fast }),
+    startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], command: ['/bin/sh', '-c', 'echo no such program here >&2; exit 7'] } }, { runDir, heartbeatMs: 100 }),
     { code: 'run_failed', message: /reward\/0 exited with code 7[^]*no such program here/ },
   );
   t.same(processesMentioning(runDir), []);
