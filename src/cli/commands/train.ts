@@ -107,7 +107,8 @@ function makeCommand(name: string, step: StepName | null, summary: string): Comm
         if (r.rm) parts.push(`rm ${r.rm.steps} steps, eval accuracy ${r.rm.evalBefore.accuracy?.toFixed(3) ?? '-'} -> ${r.rm.evalAfter.accuracy?.toFixed(3) ?? '-'} (${r.rm.output})`);
         if (r.ppo) parts.push(`ppo ${r.ppo.steps} steps, reward ${r.ppo.firstReward?.toFixed(3) ?? '-'} -> ${r.ppo.lastReward?.toFixed(3) ?? '-'}`);
         if (r.skipped.length) parts.push(`skipped (done earlier): ${r.skipped.join(', ')}`);
-        console.log(`quartet ${name}: done in ${r.runDir}\n  ${parts.join('\n  ')}`);
+        const how = stopping ? `stopped in ${r.runDir}; continue with: quartet ${name} --output-dir ${r.runDir} --resume` : `done in ${r.runDir}`;
+        console.log(`quartet ${name}: ${how}${parts.length ? `\n  ${parts.join('\n  ')}` : ''}`);
         return stopping ? 130 : 0;
       } finally {
         process.off('SIGINT', onSigint);
