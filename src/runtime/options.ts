@@ -33,7 +33,7 @@ export type ResolvedOptions = Required<Omit<RuntimeOptions, 'listen'>> & Pick<Ru
 export const DEFAULTS = {
   echo: null,
   heartbeatMs: 500,
-  peerTimeoutMs: 3000,
+  peerTimeoutMs: 5000,
   coordinatorTimeoutMs: 30_000,
   startTimeoutMs: 60_000,
   nodeTimeoutMs: 60_000,
