@@ -12,7 +12,8 @@
 //
 // Every replica of the group must take part in every reduction: one that
 // never arrives fails the reduction on the others after `timeoutMs`, naming
-// it. Groups whose replicas are not all on the coordinator's machine get no
+// it. A restarted replica (its count of reductions starts over) fails the
+// next reduction: its weights are no longer the group's. Groups whose replicas are not all on the coordinator's machine get no
 // endpoint yet (collectives across machines are not supported), and opening
 // their collective fails saying so.
 import { join } from 'node:path';
@@ -128,6 +129,7 @@ function isTimeout(e: unknown): boolean {
 class Root implements Collective {
   readonly rank = 0;
   private seq = 0;
+  private readonly failed = new Set<number>();
 
   private constructor(private readonly spec: CollectiveSpec, private readonly sock: zmq.Router) {}
 
@@ -136,7 +138,9 @@ class Root implements Collective {
   }
 
   static async open(spec: CollectiveSpec): Promise<Root> {
-    const sock = new zmq.Router({ linger: 0, mandatory: true });
+    // linger: the last results still go out when the replica closes right after a reduction;
+    // handover: a restarted replica's connection replaces its predecessor's (same routing id).
+    const sock = new zmq.Router({ linger: 2000, mandatory: true, handover: true });
     try {
       await sock.bind(spec.endpoint!);
     } catch (e) {
@@ -151,11 +155,13 @@ class Root implements Collective {
     const { group, size } = this.spec;
     const sizes = buffers.map((b) => b.length);
     const parts: Float32Array[][] = [buffers];
-    const from: Buffer[] = [];
+    // Who has written, and the reduction number each sent (echoed in an error so that it is not taken for a stale one).
+    const from: { id: Buffer; seq: number }[] = [];
     const fail = async (message: string): Promise<never> => {
+      this.failed.add(seq);
       const error = `collective '${group}' (reduction ${seq}): ${message}`;
       // Replicas already waiting hear it now rather than at their own deadline.
-      for (const id of from) if (id) await this.sock.send([id, pack({ seq, rank: 0, sizes: [], error } satisfies Header)]).catch(() => {});
+      for (const f of from) if (f) await this.sock.send([f.id, pack({ seq: f.seq, rank: 0, sizes: [], error } satisfies Header)]).catch(() => {});
       throw new Error(error);
     };
     const deadline = Date.now() + this.spec.timeoutMs;
@@ -171,10 +177,12 @@ class Root implements Collective {
       }
       const [id, head, ...data] = frames;
       const h = unpack(head) as Header;
-      if (h.seq < seq) continue; // left over from a reduction that already failed
-      if (h.seq !== seq || !Number.isSafeInteger(h.rank) || h.rank < 1 || h.rank >= size || parts[h.rank])
-        return fail(`unexpected message from replica ${h.rank} for reduction ${h.seq}`);
-      from[h.rank] = id;
+      if (h.seq < seq && this.failed.has(h.seq)) continue; // late for a reduction that already failed
+      if (!Number.isSafeInteger(h.rank) || h.rank < 1 || h.rank >= size || parts[h.rank]) return fail(`unexpected message from replica ${h.rank}`);
+      from[h.rank] = { id, seq: h.seq };
+      // A replica's count starts over when it is restarted, and then its weights are not the group's any more.
+      if (h.seq !== seq)
+        return fail(`replica ${h.rank} is at reduction ${h.seq}: replica ${h.seq < seq ? h.rank : 0} was restarted, and the replicas' weights no longer agree (restart the group from a checkpoint)`);
       if (h.sizes.length !== sizes.length || h.sizes.some((n, i) => n !== sizes[i]) || data.length !== sizes.length)
         return fail(`replica ${h.rank} sent ${h.sizes.length} buffers of [${h.sizes}] elements, replica 0 has ${sizes.length} of [${sizes}]`);
       const short = data.findIndex((f, i) => f.byteLength !== sizes[i] * 4);
@@ -187,7 +195,7 @@ class Root implements Collective {
       return Buffer.from(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
     });
     const head = pack({ seq, rank: 0, sizes } satisfies Header);
-    for (let r = 1; r < size; r++) await this.sock.send([from[r], head, ...result]);
+    for (let r = 1; r < size; r++) await this.sock.send([from[r].id, head, ...result]);
   }
 
   close(): void {

@@ -94,6 +94,27 @@ t.test('a replica that never arrives fails the reduction on the others, naming i
   t.match(m1, { status: 'rejected', reason: { message: /replica 1 sent 1 buffers of \[5\]/ } });
 });
 
+t.test('a restarted replica fails the next reduction: its weights are no longer the group\'s', async (t) => {
+  const dir = tempRunDir(t, 'qcol-');
+  const spec: CollectiveSpec = { group: 'actor', size: 2, endpoint: `ipc://${join(dir, 'g0.sock')}`, timeoutMs: 5000 };
+  const root = await openCollective(spec, 0);
+  let one = await openCollective(spec, 1);
+  t.teardown(() => {
+    root.close();
+    one.close();
+  });
+  for (let k = 0; k < 2; k++) {
+    const a = Float32Array.from([1, 2]), b = Float32Array.from([3, 6]);
+    await Promise.all([root.allReduceMean([a]), one.allReduceMean([b])]);
+    t.same([...a, ...b], [2, 4, 2, 4], `reduction ${k + 1}: the mean on both`);
+  }
+  one.close();
+  one = await openCollective(spec, 1);
+  const [r0, r1] = await Promise.allSettled([root.allReduceMean([new Float32Array(2)]), one.allReduceMean([new Float32Array(2)])]);
+  t.match(r0, { status: 'rejected', reason: { message: /collective 'actor' \(reduction 3\): replica 1 is at reduction 1: replica 1 was restarted/ } });
+  t.match(r1, { status: 'rejected', reason: { message: /replica 1 was restarted, and the replicas' weights no longer agree/ } });
+});
+
 t.test('the runtime gives each group of several replicas its own short ipc path; lone replicas and other machines get none', async (t) => {
   const placement = planPlacement({
     actor: { replicas: 2, devices: ['cpu'], module: 'actors/actor.js', args: { model: 'm' } },
