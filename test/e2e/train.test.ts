@@ -126,3 +126,24 @@ t.test('quartet train: sft -> rm -> ppo through role processes, then kill mid-PP
   const worst = Math.max(...again.map((x, i) => Math.abs((x.reward as number) - rewards[i])));
   t.ok(worst < 1e-4, `rewards of the resumed run equal the uninterrupted run's at every step (max |diff| ${worst.toExponential(2)})`);
 });
+
+t.test('Ctrl-C stops quartet ppo after the current step with a checkpoint there; --resume finishes the run', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'q-e2e-int-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const world = makeTinyRun(join(dir, 'world'), { rows: 200, seed: 4 });
+  const cfgFile = join(dir, 'e2e.json');
+  writeFileSync(cfgFile, JSON.stringify({ ...config, ppo: { ...config.ppo, maxSteps: 5, promptBatchSize: 8, trainBatchSize: 8 } }));
+  const out = join(dir, 'run');
+  const first = await quartet(t, ['ppo', '--config', cfgFile, '--actor-model', world.model, '--reward-model', world.model, '--data', world.data, '--output-dir', out],
+    { killOn: /ppo step 2\/5/, killSignal: 'SIGINT' });
+  t.equal(first.code, 130, `exit code 130 after Ctrl-C (stderr tail: ${first.stderr.slice(-800)})`);
+  t.match(first.stderr, /stopping after the current step/);
+  t.match(first.stdout, /quartet ppo: stopped in .*; continue with: quartet ppo --output-dir .* --resume/);
+  const stoppedAt = metrics(out).filter((x) => x.phase === 'ppo').length;
+  t.ok(stoppedAt >= 2 && stoppedAt < 5, `stopped after step ${stoppedAt} of 5`);
+  t.ok(existsSync(join(out, `ppo/checkpoints/step-${stoppedAt}/state.json`)), 'a checkpoint at the step it stopped');
+  const again = await quartet(t, ['ppo', '--output-dir', out, '--resume']);
+  t.equal(again.code, 0, `--resume finishes (stderr tail: ${again.stderr.slice(-800)})`);
+  t.match(again.stdout, new RegExp(`resumed from .*step-${stoppedAt} after step ${stoppedAt}`));
+  t.same(metrics(out).filter((x) => x.phase === 'ppo').map((x) => x.step), [1, 2, 3, 4, 5], 'every step once');
+});
