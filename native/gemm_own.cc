@@ -123,11 +123,17 @@ void pack_a_panels(bool tA, const float* A, int64_t lda, int64_t i0, int64_t row
   } else {
     // op(A) columns are rows of A: read each row of A once across all the
     // panels (one panel at a time would touch a new page for every k).
-    const int64_t r_hi = std::min(rows, p_hi * MR);
     for (int64_t k = 0; k < kc; k++) {
       const float* src = A + (p0 + k) * lda + i0;
-      for (int64_t i = p_lo * MR; i < r_hi; i++) pa[(i / MR) * MR * kc + k * MR + i % MR] = src[i];
-      for (int64_t i = r_hi; i < p_hi * MR; i++) pa[(i / MR) * MR * kc + k * MR + i % MR] = 0.0f;
+      for (int64_t p = p_lo; p < p_hi; p++) {
+        float* dst = pa + p * MR * kc + k * MR;
+        const int64_t mr = std::min<int64_t>(MR, rows - p * MR);
+        if (mr == MR) {
+          for (int r = 0; r < MR; r++) dst[r] = src[p * MR + r];
+        } else {
+          for (int64_t r = 0; r < MR; r++) dst[r] = r < mr ? src[p * MR + r] : 0.0f;
+        }
+      }
     }
   }
 }
