@@ -13,9 +13,10 @@
 // Every replica of the group must take part in every reduction: one that
 // never arrives fails the reduction on the others after `timeoutMs`, naming
 // it. A restarted replica (its count of reductions starts over) fails the
-// next reduction: its weights are no longer the group's. Groups whose replicas are not all on the coordinator's machine get no
-// endpoint yet (collectives across machines are not supported), and opening
-// their collective fails saying so.
+// next reduction: its weights are no longer the group's. Groups whose
+// replicas are not all on the coordinator's machine get no endpoint yet
+// (collectives across machines are not supported), and opening their
+// collective fails saying so.
 import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import * as zmq from 'zeromq';
@@ -95,8 +96,8 @@ interface Header {
 
 /** A Float32Array over a received frame (copied when the frame is not 4-byte aligned). */
 function f32Of(frame: Buffer): Float32Array {
-  const b = frame.byteOffset % 4 === 0 ? frame : Buffer.from(frame);
-  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+  if (frame.byteOffset % 4 === 0) return new Float32Array(frame.buffer, frame.byteOffset, frame.byteLength / 4);
+  return new Float32Array(new Uint8Array(frame).buffer);
 }
 
 const CHUNK = 1 << 16;
@@ -195,7 +196,11 @@ class Root implements Collective {
       return Buffer.from(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
     });
     const head = pack({ seq, rank: 0, sizes } satisfies Header);
-    for (let r = 1; r < size; r++) await this.sock.send([from[r].id, head, ...result]);
+    for (let r = 1; r < size; r++) {
+      await this.sock.send([from[r].id, head, ...result]).catch((e: Error) => {
+        throw new Error(`collective '${group}' (reduction ${seq}): replica ${r} left before it got the mean (${e.message})`);
+      });
+    }
   }
 
   close(): void {
