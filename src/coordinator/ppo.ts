@@ -24,12 +24,12 @@ import { join } from 'node:path';
 import type { Config } from '../config/defaults.js';
 import { BatchIterator, ppoBatch, type IteratorState } from '../data/batches.js';
 import type { PpoPrompts, SftExamples } from '../data/examples.js';
-import { sequence } from '../data/examples.js';
 import type { CallResult, Roles } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
 import { gae, groupAdvantages } from './advantages.js';
-import { f32, figure, i32, lrFor, perReplica, type DriverHooks } from './driver.js';
-import { actionMask, experienceRows, toAnswerLayout, toRoleLayout, trimGenerated, type Experience, type Trimmed } from './experience.js';
+import { i32, type DriverHooks } from './driver.js';
+import { PtxStream, trainOnExperience } from './ppo-train.js';
+import { toAnswerLayout, trimGenerated, type Experience, type Trimmed } from './experience.js';
 import { formatFigures, mean, type Figures } from './metrics.js';
 import { answerLengths, answersToKeep, computeRewards, klStats } from './ppo-math.js';
 import { copyTokenizerFiles, writeJsonAtomic } from './run-dir.js';
@@ -159,7 +159,7 @@ interface Collected {
 
 export class PpoDriver {
   private readonly it: BatchIterator;
-  private readonly ptxIt: BatchIterator | null;
+  private readonly ptx: PtxStream | null;
   private state: PpoState;
   private readonly total: number;
   private readonly grouped: boolean;
@@ -172,9 +172,9 @@ export class PpoDriver {
     this.it = new BatchIterator(data.prompts.prompts.n, ppo.promptBatchSize, config.seed, { epochs: ppo.epochs });
     const wantPtx = ppo.ptxCoef > 0;
     if (wantPtx && !data.ptx) throw new Error('ppo.ptxCoef > 0 but no ptx data was loaded (data.ptxPaths)');
-    this.ptxIt = wantPtx && data.ptx ? new BatchIterator(data.ptx.seqs.n, ppo.trainBatchSize, config.seed + 1, { epochs: Number.MAX_SAFE_INTEGER }) : null;
+    this.ptx = wantPtx && data.ptx ? new PtxStream(data.ptx, data.padId, ppo.trainBatchSize, config.seed + 1) : null;
     this.total = ppoTotalSteps(config, data.prompts.prompts.n);
-    this.state = { step: 0, prompts: this.it.state(), ptx: this.ptxIt?.state() ?? null, actorUpdates: 0, criticUpdates: 0 };
+    this.state = { step: 0, prompts: this.it.state(), ptx: this.ptx?.state() ?? null, actorUpdates: 0, criticUpdates: 0 };
   }
 
   get totalSteps(): number {
@@ -185,11 +185,11 @@ export class PpoDriver {
   async resume(from: PpoResume): Promise<void> {
     const s = from.state;
     this.it.restore(s.prompts);
-    if (this.ptxIt && s.ptx) this.ptxIt.restore(s.ptx);
+    if (this.ptx && s.ptx) this.ptx.restore(s.ptx);
     const loads: Promise<unknown>[] = [this.roles.group('actor').broadcast('load', { meta: { dir: join(from.dir, 'actor'), optimizer: true } })];
     if (!this.grouped) loads.push(this.roles.group('critic').broadcast('load', { meta: { dir: join(from.dir, 'critic'), optimizer: true } }));
     await Promise.all(loads);
-    this.state = { ...s, prompts: this.it.state(), ptx: this.ptxIt?.state() ?? null };
+    this.state = { ...s, prompts: this.it.state(), ptx: this.ptx?.state() ?? null };
     this.hooks.log?.(`ppo: resumed from ${from.dir} after step ${s.step}`);
   }
 
@@ -302,7 +302,7 @@ export class PpoDriver {
   /** Metrics of a finished step; advances the state to it. */
   private finish(c: Collected, train: Figures | null, timeTrain: number, seconds: number): StepFigures {
     const { exps } = c;
-    this.state = { ...this.state, step: c.stepIndex + 1, prompts: c.after, ptx: this.ptxIt?.state() ?? null };
+    this.state = { ...this.state, step: c.stepIndex + 1, prompts: c.after, ptx: this.ptx?.state() ?? null };
     const all = (f: (e: Experience) => number[]) => exps.flatMap(f);
     const scores = all((e) => Array.from(e.scores));
     const kls = exps.map((e) => ({ kl: klStats(e, e.logprobs, e.refLogprobs), B: e.B }));
@@ -402,86 +402,8 @@ export class PpoDriver {
     return { ...x, logprobs, refLogprobs, values, scores, rewards, advantages: adv.advantages, returns: adv.returns };
   }
 
-  private async train(exps: Experience[]): Promise<Figures> {
-    const { ppo, actor, critic } = this.config;
-    const upd = updatesPerStep(this.config) * this.total;
-    const actorMetrics: Record<string, number>[] = [];
-    const criticMetrics: Record<string, number>[] = [];
-    const actorLrs: number[] = [], criticLrs: number[] = [];
-    for (let epoch = 0; epoch < ppo.ppoEpochs; epoch++) {
-      for (const e of exps) {
-        for (let from = 0; from < e.B; from += ppo.trainBatchSize) {
-          const mb = experienceRows(e, from, Math.min(e.B, from + ppo.trainBatchSize));
-          const seq = { ids: i32([mb.B, mb.T], mb.ids), mask: i32([mb.B, mb.T], mb.mask) };
-          const amask = f32([mb.B, mb.T - 1], actionMask(mb));
-          const actorLr = lrFor(actor, this.state.actorUpdates, upd);
-          const ptx = this.ptxBatch(mb.B);
-          const calls: Promise<CallResult>[] = [this.roles.group('actor').call('train_ppo', {
-            meta: { lr: actorLr, weightDecay: actor.weightDecay, gradClip: actor.gradClip, clipRange: ppo.clipRange, microBatch: perReplica(this.roles, 'actor', mb.B), ptxCoef: ppo.ptxCoef },
-            tensors: {
-              ...seq,
-              old_logprobs: f32([mb.B, mb.T - 1], toRoleLayout(mb.logprobs, mb)),
-              advantages: f32([mb.B, mb.T - 1], toRoleLayout(mb.advantages, mb)),
-              action_mask: amask,
-              ...(ptx ?? {}),
-            },
-          })];
-          actorLrs.push(actorLr);
-          if (!this.grouped) {
-            const criticLr = lrFor(critic, this.state.criticUpdates, upd);
-            criticLrs.push(criticLr);
-            calls.push(this.roles.group('critic').call('train_value', {
-              meta: { lr: criticLr, weightDecay: critic.weightDecay, gradClip: critic.gradClip, clipRangeValue: ppo.clipRangeValue, microBatch: perReplica(this.roles, 'critic', mb.B) },
-              tensors: {
-                ...seq,
-                old_values: f32([mb.B, mb.T - 1], toRoleLayout(mb.values, mb)),
-                returns: f32([mb.B, mb.T - 1], toRoleLayout(mb.returns, mb)),
-                action_mask: amask,
-              },
-            }));
-          }
-          const [a, c] = await Promise.all(calls);
-          actorMetrics.push(a.metrics);
-          this.state.actorUpdates++;
-          if (c) {
-            criticMetrics.push(c.metrics);
-            this.state.criticUpdates++;
-          }
-        }
-      }
-    }
-    const avg = (ms: Record<string, number>[], k: string) => mean(ms.map((m) => figure(m, k)).filter((v): v is number => v !== null));
-    const figures: Figures = {
-      policy_loss: avg(actorMetrics, 'policy_loss'),
-      clip_frac: avg(actorMetrics, 'clip_frac'),
-      approx_kl: avg(actorMetrics, 'approx_kl'),
-      actor_grad_norm: avg(actorMetrics, 'grad_norm'),
-      lr_actor: mean(actorLrs),
-      updates: actorMetrics.length,
-    };
-    if (ppo.ptxCoef > 0) figures.ptx_loss = avg(actorMetrics, 'ptx_loss');
-    if (!this.grouped) {
-      figures.value_loss = avg(criticMetrics, 'value_loss');
-      figures.value_clip_frac = avg(criticMetrics, 'vf_clip_frac');
-      figures.critic_grad_norm = avg(criticMetrics, 'grad_norm');
-      figures.lr_critic = mean(criticLrs);
-    }
-    return figures;
-  }
-
-  /** The next ptx rows for one training micro-batch (as many rows as it has, so the group shards both alike). */
-  private ptxBatch(rows: number): { ptx_ids: ReturnType<typeof i32>; ptx_mask: ReturnType<typeof i32> } | null {
-    if (!this.ptxIt || !this.data.ptx) return null;
-    const idx = this.ptxIt.next()!.slice(0, rows);
-    while (idx.length < rows) idx.push(...this.ptxIt.next()!.slice(0, rows - idx.length));
-    const seqs = idx.map((i) => sequence(this.data.ptx!.seqs, i));
-    const L = Math.max(...seqs.map((s) => s.length));
-    const ids = new Int32Array(rows * L).fill(this.data.padId), mask = new Int32Array(rows * L);
-    seqs.forEach((s, b) => {
-      ids.set(s, b * L);
-      mask.fill(1, b * L, b * L + s.length);
-    });
-    return { ptx_ids: i32([rows, L], ids), ptx_mask: i32([rows, L], mask) };
+  private train(exps: Experience[]): Promise<Figures> {
+    return trainOnExperience({ roles: this.roles, config: this.config, grouped: this.grouped, totalUpdates: updatesPerStep(this.config) * this.total, ptx: this.ptx }, exps, this.state);
   }
 
   /** Saves both trained models with their optimizer state and the run position into <checkpoints>/step-N. */

@@ -293,3 +293,19 @@ t.test('ppo overlap: step k+1 is generated before step k trains; its old log-pro
   const ck = latestPpoCheckpoint(runPaths(dir))!;
   t.same(ck.state.prompts, { epoch: 0, batch: 2 }, 'the checkpoint after step 2 records the position before the prefetched batch');
 });
+
+t.test('ppo with the ptx loss: each micro-batch gets as many ptx rows as it has; the ptx position is checkpointed', async (t) => {
+  const dir = tmp(t);
+  const { roles, calls } = fakeRoles({ answerLen: () => 3 });
+  const c = ppoConfig((c) => { c.ppo.ptxCoef = 2; c.data.ptxPaths = ['unused']; c.ppo.maxSteps = 3; c.ppo.saveEvery = 2; });
+  const blocks = { seqs: seqs(Array.from({ length: 10 }, (_, i) => [40 + i, 41, 42, 43])), promptLens: new Int32Array(10) };
+  await runPpo(roles, c, { ...ppoData(40), ptx: blocks }, outs(dir), { progress: false });
+  const tp = calls.filter((x) => x.method === 'train_ppo');
+  t.ok(tp.every((x) => x.shapes.ptx_ids[0] === x.shapes.ids[0] && x.shapes.ptx_ids[1] === 4), 'ptx rows match the micro-batch, block length 4');
+  t.ok(tp.every((x) => x.meta.ptxCoef === 2));
+  const firsts = tp.flatMap((x) => Array.from(x.tensors.ptx_ids.data as Int32Array).filter((_, i) => i % 4 === 0));
+  t.same([...new Set(firsts.slice(0, 8))].length, 8, 'the first blocks drawn are all different (a shuffled pass)');
+  const ck = latestPpoCheckpoint(runPaths(dir))!;
+  t.ok(ck.state.ptx !== null && ck.state.ptx.batch > 0, `ptx position saved: ${JSON.stringify(ck.state.ptx)}`);
+  await t.rejects(runPpo(roles, c, ppoData(40), outs(join(dir, 'x')), { progress: false }), /ppo\.ptxCoef > 0 but no ptx data/);
+});
