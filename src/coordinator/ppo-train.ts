@@ -117,6 +117,8 @@ export async function trainOnExperience(ctx: TrainContext, exps: Experience[], c
     clip_frac: avg(actorMetrics, 'clip_frac'),
     approx_kl: avg(actorMetrics, 'approx_kl'),
     actor_grad_norm: avg(actorMetrics, 'grad_norm'),
+    // Share of updates a role skipped for non-finite gradients.
+    skipped_updates: avg(actorMetrics, 'skipped'),
     lr_actor: mean(actorLrs),
     updates: actorMetrics.length,
   };

@@ -84,6 +84,8 @@ export async function runSft(roles: Roles, config: Config, data: StepData<SftExa
     const figures: Figures = {
       loss: weightedMean(r.replies.map((rep) => ({ value: figure(rep.metrics, 'loss'), weight: figure(rep.metrics, 'tokens') ?? 1 }))),
       grad_norm: figure(r.metrics, 'grad_norm'),
+      // A role skips an update whose gradients are not finite and says so.
+      skipped: figure(r.metrics, 'skipped'),
       lr,
       tokens,
       tokens_per_s: seconds > 0 ? tokens / seconds : null,
