@@ -4,7 +4,7 @@
 // output. Each step starts the runtime with only the roles it needs (loading
 // its data meanwhile) and shuts it down after. With config.resume, finished
 // steps are skipped and PPO continues from its newest checkpoint.
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config, StepName } from '../config/defaults.js';
 import { placementPlan, roleModel } from '../config/plan.js';
@@ -177,6 +177,11 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       const actorModel = need(cfg.actor.model, 'actor.model', step, '--actor-model');
       if (cfg.reward.kind === 'model') need(cfg.reward.model, 'reward.model', step, '--reward-model');
       const resume = config.resume ? latestPpoCheckpoint(paths) : null;
+      if (!config.resume && existsSync(paths.checkpoints)) {
+        // Checkpoints of an earlier, unfinished PPO attempt in this run would be taken for this one's by a later --resume.
+        log(`ppo: starting afresh; removing the checkpoints of an earlier attempt in ${paths.checkpoints}`);
+        rmSync(paths.checkpoints, { recursive: true, force: true });
+      }
       metrics.truncateAfter('ppo', resume?.state.step ?? 0);
       const tok = QTokenizer.load(actorModel);
       const load = async () => {
