@@ -39,6 +39,7 @@ function trainingKeys(lr: number, weightDecay: number, warmup: number) {
     warmup: int(warmup, 'Warmup steps (optimizer steps) of the schedule.', { min: 0 }),
     gradClip: num(1.0, 'Clip the global gradient norm to this value; 0 = no clipping.', { min: 0 }),
     dropout: bool(false, "Keep the model's dropout during training (DeepSpeed-Chat's scripts turn it off)."),
+    gradientCheckpointing: bool(false, 'Recompute each transformer block in the backward instead of keeping its activations (less memory, one more forward).'),
     lora: {
       dim: int(0, 'LoRA rank; 0 = no LoRA.', { min: 0 }),
       alpha: num(1, 'LoRA scaling (DeepSpeed-Chat lora_scaling).', { min: 0 }),

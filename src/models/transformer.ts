@@ -12,11 +12,13 @@
 // (embedding and residual dropout; the fused attention kernel has no dropout of
 // attention probabilities, so `attention_dropout`/`attn_pdrop` are not applied)
 // and only runs when a forward asks for training and `dropoutEnabled` is on.
+// With `gradientCheckpointing`, a training forward keeps only each block's
+// input and the backward recomputes the block (replaying its dropout).
 import type { ModelConfig } from './config.js';
 import type { Params } from './families/layout.js';
 import type { LoraAdapter } from './lora.js';
 import {
-  Rng, type Tensor, add, attention, attentionCached, cacheWrite, dropout, embedding, fromData, fromI32, gelu,
+  Rng, type Tensor, add, attention, checkpoint, attentionCached, cacheWrite, dropout, embedding, fromData, fromI32, gelu,
   isGradEnabled, layerNorm, linear, logprobs, mul, param, permute, relu, reshape, rmsNorm, rope, silu, split, tensor, tidy, zeros, keep,
 } from '../tensor/index.js';
 
@@ -105,6 +107,8 @@ export class Transformer {
   readonly lora = new Map<string, LoraAdapter>();
   /** DeepSpeed-Chat's --disable_dropout switches this off. */
   dropoutEnabled = true;
+  /** DeepSpeed-Chat's --gradient_checkpointing: recompute each block in the backward of a training forward. */
+  gradientCheckpointing = false;
   private dropoutOverride: number | null = null;
   rng: Rng;
   private readonly invFreq: Tensor | null;
@@ -244,6 +248,20 @@ export class Transformer {
     return add(x, this.drop(this.mlp(i, this.norm(`h.${i}.ln2`, x), train), pd, train));
   }
 
+  /**
+   * A block whose activations are recomputed in the backward. The key mask and rotary positions go
+   * in as inputs so that the checkpoint node holds them until then (the caller's tidy may not).
+   */
+  private checkpointedBlock(i: number, x: Tensor, ctx: BlockContext): Tensor {
+    const heads = [...ctx.ropePos.keys()];
+    const consts = [...ctx.ropePos.values()];
+    if (ctx.keyMask) consts.push(ctx.keyMask);
+    return checkpoint((h, ...c) => {
+      const ropePos = new Map(heads.map((H, j) => [H, c[j]]));
+      return this.block(i, h, { ...ctx, ropePos, keyMask: ctx.keyMask ? c[heads.length] : null });
+    }, [x, ...consts], { rngs: [this.rng] });
+  }
+
   /** The last hidden states [B, T, embedDim] (after the final norm and OPT's project_out). */
   hidden(ids: Tensor, opts: ForwardOptions = {}): Tensor {
     const cfg = this.cfg;
@@ -298,10 +316,11 @@ export class Transformer {
       }
     }
     const ctx: BlockContext = { keyMask, cache, train: opts.train, ropePos };
+    const recompute = this.gradientCheckpointing && !!opts.train && !cache && isGradEnabled();
     for (let i = 0; i < cfg.layers; i++) {
       // Each block's temporaries go as soon as it is done (tidy keeps what the backward needs);
       // without a graph the block's input can go too, so inference holds one block's activations.
-      const next = tidy(() => this.block(i, x, ctx));
+      const next = tidy(() => (recompute ? this.checkpointedBlock(i, x, ctx) : this.block(i, x, ctx)));
       if (!isGradEnabled()) x.dispose();
       x = next;
     }

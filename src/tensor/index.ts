@@ -3,6 +3,7 @@ export { Tensor, tensor, fromI32, fromData, zeros, ones, full, randn, rand, empt
 export type { DType, Shape, MakeOptions } from './tensor.js';
 export { tidy, keep, untracked } from './scope.js';
 export { noGrad, isGradEnabled, ruleNames } from './tape/autograd.js';
+export { checkpoint, type CheckpointOptions } from './checkpoint.js';
 export type { BackwardOptions } from './tape/autograd.js';
 export { allocator, CachingAllocator, sizeClass } from './allocator.js';
 export type { AllocatorStats } from './allocator.js';

@@ -24,6 +24,8 @@ export interface EngineOptions {
   seed: number;
   /** Keep the model's dropout in training forwards. */
   dropout: boolean;
+  /** Recompute each block in the backward (absent: off). */
+  gradientCheckpointing?: boolean;
   lora: LoraSettings | null;
   /** The peak learning rate of the base weights: a call's lr / baseLr scales the LoRA lr as a schedule would. */
   baseLr: number | null;
@@ -69,6 +71,8 @@ export function engineOptions(role: string, args: Args): EngineOptions {
     model: args.model,
     seed: num(`${role}: args.seed`, args.seed, 0),
     dropout: bool(...at('dropout'), false),
+    // Present only when on, so that the options of runs without it read as before.
+    ...(bool(...at('gradientCheckpointing'), false) ? { gradientCheckpointing: true } : {}),
     lora,
     baseLr: baseLr !== null && baseLr > 0 ? baseLr : null,
   };
@@ -81,6 +85,7 @@ export function engineOptions(role: string, args: Args): EngineOptions {
 export function buildModel(o: EngineOptions, opts: { valueHead?: boolean } = {}): Transformer {
   const model = loadModel(o.model, { seed: o.seed });
   model.dropoutEnabled = o.dropout;
+  model.gradientCheckpointing = o.gradientCheckpointing === true;
   if (opts.valueHead && !model.valueHead) addValueHead(model, o.seed);
   if (o.lora) attachLora(model, o.lora, o.seed);
   return model;

@@ -83,6 +83,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn with recording on, also inside noGrad or a backward rule (checkpoint.ts's recompute). */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradMode;
+  gradMode = true;
+  try {
+    return fn();
+  } finally {
+    gradMode = prev;
+  }
+}
+
 /**
  * Records op if grad mode is on and an input wants gradients. `save` lists tensors the rule
  * reads (kept alive by refcount); `owned` lists buffers the op made only for its backward
