@@ -41,10 +41,10 @@ export const ciDemoOptions: DemoOptions = {
 
 /** The CI run's step sizes, as command-line flags over configs/demo.json. */
 export const ciStepFlags = [
-  '--sft.maxSteps=60',
-  '--rm.epochs=3',
-  '--ppo.maxSteps=60', '--ppo.promptBatchSize=32', '--ppo.trainBatchSize=32',
-  '--actor.lr=2e-4', '--critic.lr=2e-4',
+  '--sft.epochs=2',
+  '--rm.epochs=3', '--reward.lr=3e-3',
+  '--ppo.maxSteps=60', '--ppo.promptBatchSize=64', '--ppo.trainBatchSize=64',
+  '--actor.lr=3e-4', '--critic.lr=3e-4',
 ];
 
 /** Checks each number by name; unknown keys are errors. */

@@ -12,10 +12,13 @@ import { ciDemoOptions, ciStepFlags } from '../../src/demo/options.js';
 import { runDemoWith } from '../../src/demo/run.js';
 import { readSummary } from '../../src/report/summary.js';
 
-/** Gold score (mean AFINN per answer) gained by PPO: the smallest rise over the calibration seeds was well above this. */
-const MIN_GOLD_RISE = 0.3;
-/** Held-out pairwise accuracy of the reward model (chance is 0.5). */
-const MIN_RM_ACCURACY = 0.65;
+// Calibration (these settings, loaded 2-core machine): seed 1 gold -0.05 -> 0.97
+// (rise 1.02), RM accuracy 0.685; seed 2 gold -0.09 -> 0.69 (rise 0.78), RM
+// accuracy 0.694. Each margin is about half of the smallest observed.
+/** Gold score (mean AFINN per answer) gained by PPO. */
+const MIN_GOLD_RISE = 0.4;
+/** Held-out pairwise accuracy of the reward model: chance is 0.5, and with ~250 held-out pairs its spread is about 0.03. */
+const MIN_RM_ACCURACY = 0.6;
 
 t.test('the demo trains through all steps and PPO raises the gold score', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'quartet-demo-e2e-'));
