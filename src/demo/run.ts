@@ -12,7 +12,7 @@
 // with the demo's data files as its dataset. The run directory gets the usual
 // layout plus summary.json, report.html and actor/ (the final policy, for
 // `quartet chat --model <run>/actor`).
-import { cpSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Config, StepName } from '../config/defaults.js';
 import { findConfigFile, loadConfig, readConfigFile } from '../config/load.js';
@@ -106,7 +106,10 @@ export async function runDemoWith(opts: DemoRunOptions): Promise<DemoResult> {
   const dataDir = join(cacheRoot, `data-${sha256(JSON.stringify(dataOptions)).slice(0, 10)}`);
   const data = await timed('data', async () => prepareDemoData(dataDir, dataOptions, log));
 
-  const metrics = new RecordingSink(new MetricsWriter(paths.metrics));
+  const writer = new MetricsWriter(paths.metrics);
+  // A resumed run writes the pre-training lines again (from the cache).
+  if (config.resume) writer.truncateAfter('pretrain', 0);
+  const metrics = new RecordingSink(writer);
   const base = await timed('pretrain', () => pretrainBase(data, demo, config, config.seed, { log, metrics, runDir: paths.root, progress }));
 
   // Step 1: SFT from the pre-trained base.
@@ -116,7 +119,9 @@ export async function runDemoWith(opts: DemoRunOptions): Promise<DemoResult> {
 
   // Step 2: preference pairs from the SFT actor, then the reward model (from the pre-trained base, as DeepSpeed-Chat starts its RM from a base model).
   const pairsPath = join(paths.root, 'rm_pairs.jsonl');
-  const pairs = await timed('rm_pairs', () => makePreferencePairs(paths.sft, data, demo, config, pairsPath, { log, runDir: paths.root, progress }));
+  const pairs = config.resume && existsSync(pairsPath)
+    ? { pairs: readFileSync(pairsPath, 'utf8').split('\n').filter((l) => l !== '').length, ties: null }
+    : await timed('rm_pairs', () => makePreferencePairs(paths.sft, data, demo, config, pairsPath, { log, runDir: paths.root, progress }));
   const rmConfig = stepConfig(config, 'rm', pairsPath, true);
   rmConfig.data.evalFraction = demo.rmEvalFraction;
   rmConfig.reward.model = base.dir;
