@@ -15,9 +15,6 @@
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace quartet::own {
 
@@ -210,73 +207,76 @@ void edge_tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
 }
 
 // ---- the blocked path ----
-void sgemm_blocked(bool tA, bool tB, int64_t M, int64_t N, int64_t K, float alpha,
-                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                   float* C, int64_t ldc, int nthreads) {
-  // Split N into blocks of at most NC columns, as many as a multiple of the
-  // threads so that they share the work evenly; with fewer blocks than
-  // threads, the rows of each block are split as well.
-  int64_t nblocks = ceil_div(N, NC);
-  if (nthreads > 1) nblocks = round_up(nblocks, nthreads);
-  const int64_t nc = round_up(ceil_div(N, nblocks), NR);
-  nblocks = ceil_div(N, nc);
-  const int64_t msplit = nblocks >= nthreads ? 1 : ceil_div(nthreads, nblocks);
-  const int64_t mc_max = std::min(MC, round_up(M, MR));
-
-  // All buffers are allocated here, on the calling thread, before any parallel region.
-  thread_local Scratch pa_buf;
-  thread_local std::vector<Scratch> pb_bufs;
-  float* pa = pa_buf.get(mc_max * KC);
-  if (pb_bufs.size() < static_cast<size_t>(nthreads)) pb_bufs.resize(nthreads);
-  std::vector<float*> pbs(nthreads);
-  for (int t = 0; t < nthreads; t++) pbs[t] = pb_bufs[t].get(nc * KC);
-
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-  {
-#ifdef _OPENMP
-    float* pb = pbs[omp_get_thread_num()];
-#else
-    float* pb = pbs[0];
-#endif
-    for (int64_t ic = 0; ic < M; ic += MC) {
-      const int64_t mc = std::min(MC, M - ic);
-      const int64_t panels = ceil_div(mc, MR);
-      for (int64_t pc = 0; pc < K; pc += KC) {
-        const int64_t kc = std::min(KC, K - pc);
-        const float beta_k = pc == 0 ? beta : 1.0f;  // later K blocks accumulate
-#ifdef _OPENMP
-        const int64_t nt = omp_get_num_threads(), me = omp_get_thread_num();
-#else
-        const int64_t nt = 1, me = 0;
-#endif
-        pack_a_panels(tA, A, lda, ic, mc, panels * me / nt, panels * (me + 1) / nt, pc, kc, pa);
-#pragma omp barrier
-        int64_t packed_block = -1;
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < nblocks * msplit; t++) {
-          const int64_t jb = t / msplit, part = t % msplit;
-          const int64_t j0 = jb * nc, ncur = std::min(nc, N - j0);
-          if (jb != packed_block) {
-            for (int64_t q = 0; q * NR < ncur; q++)
-              pack_b_panel(tB, B, ldb, pc, kc, j0 + q * NR, std::min<int64_t>(NR, ncur - q * NR),
-                           pb + q * NR * kc);
-            packed_block = jb;
-          }
-          const int64_t p_lo = panels * part / msplit, p_hi = panels * (part + 1) / msplit;
-          for (int64_t p = p_lo; p < p_hi; p++) {
-            const int64_t i0 = p * MR, mr = std::min<int64_t>(MR, mc - i0);
-            const float* ap = pa + p * MR * kc;
-            for (int64_t q = 0; q * NR < ncur; q++) {
-              const int64_t nr = std::min<int64_t>(NR, ncur - q * NR);
-              float* c = C + (ic + i0) * ldc + j0 + q * NR;
-              if (mr == MR && nr == NR)
-                micro_kernel(kc, ap, pb + q * NR * kc, c, ldc, alpha, beta_k);
-              else
-                edge_tile(kc, ap, pb + q * NR * kc, c, ldc, mr, nr, alpha, beta_k);
-            }
+// One thread's product, with its own packing buffers pa (MC x KC) and pb (NC x KC).
+void blocked_one_thread(bool tA, bool tB, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                        float* C, int64_t ldc, float* pa, float* pb) {
+  // Blocks of at most NC columns, all of about the same width.
+  const int64_t nc = round_up(ceil_div(N, ceil_div(N, NC)), NR);
+  for (int64_t ic = 0; ic < M; ic += MC) {
+    const int64_t mc = std::min(MC, M - ic);
+    const int64_t panels = ceil_div(mc, MR);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      const float beta_k = pc == 0 ? beta : 1.0f;  // later K blocks accumulate
+      pack_a_panels(tA, A, lda, ic, mc, 0, panels, pc, kc, pa);
+      for (int64_t j0 = 0; j0 < N; j0 += nc) {
+        const int64_t ncur = std::min(nc, N - j0);
+        for (int64_t q = 0; q * NR < ncur; q++)
+          pack_b_panel(tB, B, ldb, pc, kc, j0 + q * NR, std::min<int64_t>(NR, ncur - q * NR), pb + q * NR * kc);
+        for (int64_t p = 0; p < panels; p++) {
+          const int64_t i0 = p * MR, mr = std::min<int64_t>(MR, mc - i0);
+          const float* ap = pa + p * MR * kc;
+          for (int64_t q = 0; q * NR < ncur; q++) {
+            const int64_t nr = std::min<int64_t>(NR, ncur - q * NR);
+            float* c = C + (ic + i0) * ldc + j0 + q * NR;
+            if (mr == MR && nr == NR)
+              micro_kernel(kc, ap, pb + q * NR * kc, c, ldc, alpha, beta_k);
+            else
+              edge_tile(kc, ap, pb + q * NR * kc, c, ldc, mr, nr, alpha, beta_k);
           }
         }
       }
+    }
+  }
+}
+
+// Threads split C into bands of whole micro-tiles — by columns where there are
+// enough, else by rows — and each runs the one-thread product on its band,
+// packing its own copy of the shared operand. That costs a few percent more
+// packing but leaves no barrier inside the product: on a machine shared with
+// other processes, a descheduled thread then holds up nobody until the end.
+void sgemm_blocked(bool tA, bool tB, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                   float* C, int64_t ldc, int nthreads) {
+  const int64_t col_units = ceil_div(N, NR), row_units = ceil_div(M, MR);
+  const bool by_cols = col_units >= 2 * nthreads || col_units >= row_units;
+  const int64_t units = by_cols ? col_units : row_units;
+  const int parts = static_cast<int>(std::min<int64_t>(nthreads, units));
+
+  // All buffers are allocated here, on the calling thread, before the parallel region.
+  thread_local std::vector<Scratch> pa_bufs, pb_bufs;
+  if (pa_bufs.size() < static_cast<size_t>(parts)) {
+    pa_bufs.resize(parts);
+    pb_bufs.resize(parts);
+  }
+  std::vector<float*> pas(parts), pbs(parts);
+  for (int t = 0; t < parts; t++) {
+    pas[t] = pa_bufs[t].get(std::min(MC, round_up(M, MR)) * KC);
+    pbs[t] = pb_bufs[t].get(std::min(NC, round_up(N, NR)) * KC);
+  }
+
+#pragma omp parallel for num_threads(parts) if (parts > 1) schedule(static, 1)
+  for (int t = 0; t < parts; t++) {
+    const int64_t u0 = units * t / parts, u1 = units * (t + 1) / parts;
+    if (by_cols) {
+      const int64_t j0 = u0 * NR, j1 = std::min(N, u1 * NR);
+      blocked_one_thread(tA, tB, M, j1 - j0, K, alpha, A, lda, tB ? B + j0 * ldb : B + j0, ldb, beta,
+                         C + j0, ldc, pas[t], pbs[t]);
+    } else {
+      const int64_t i0 = u0 * MR, i1 = std::min(M, u1 * MR);
+      blocked_one_thread(tA, tB, i1 - i0, N, K, alpha, tA ? A + i0 : A + i0 * lda, lda, B, ldb, beta,
+                         C + i0 * ldc, ldc, pas[t], pbs[t]);
     }
   }
 }
