@@ -118,9 +118,12 @@ function timeOwn(p: Product, s: Settings): Timing {
   return { best: times[0], median: times[Math.floor(times.length / 2)], cpu };
 }
 
+function pythonCandidates(s: Settings): string[] {
+  return s.python ? [s.python] : ['/work/venv/bin/python', 'python3'];
+}
+
 function findPython(s: Settings): string | null {
-  const candidates = s.python ? [s.python] : ['/work/venv/bin/python', 'python3'];
-  for (const py of candidates) {
+  for (const py of pythonCandidates(s)) {
     const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
     if (r.status === 0) return py;
   }
@@ -132,7 +135,7 @@ function torchBaseline(products: Product[], s: Settings): Map<string, Timing> | 
   if (!s.torch) return null;
   const py = findPython(s);
   if (!py) {
-    console.error('bench engine: no Python with torch found (tried --python, /work/venv/bin/python, python3); skipping the PyTorch baseline');
+    console.error(`bench engine: no Python with torch found (tried ${pythonCandidates(s).join(', ')}); skipping the PyTorch baseline`);
     return null;
   }
   const spec = { threads: s.threads, min_seconds: s.minSeconds, max_reps: s.reps, products };
