@@ -288,6 +288,7 @@ int main(int argc, char** argv) {
 #ifdef LAB_OPENBLAS
   openblas_set_num_threads(g_threads);
 #endif
+  printf("gemm_own.cc compiled for %s\n", quartet::own::simd_name());
   // 1. correctness of every variant at several shapes (edges included)
   const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {37, 53, 19}, {64, 64, 64}, {129, 257, 385}, {6, 32, 1000}};
   bool ok = true;
