@@ -1,8 +1,8 @@
 // The actor role (docs/roles.md): the policy's hybrid engine, generation and
-// training on the same weights.
+// training (SFT, PPO, DPO) on the same weights.
 import { serveRole } from '../src/runtime/role-server.js';
-import { take, takeSeqs } from '../src/training/batch.js';
-import { PolicyEngine } from '../src/training/policy.js';
+import { type TensorLike, take, takeSeqs } from '../src/training/batch.js';
+import { type DpoBatch, type DpoResult, PolicyEngine } from '../src/training/policy.js';
 import { metaBool, metaNumber, metaString, stepSettings } from '../src/training/settings.js';
 import { averageGradients, checkpointMethods, f32Out, i32Out, roleSetup } from './engine-role.js';
 
@@ -14,6 +14,12 @@ await serveRole(async (ctx) => {
   const gen = (ctx.args.generation ?? {}) as Record<string, unknown>;
   const clipDefault = typeof ctx.args.clipRange === 'number' ? ctx.args.clipRange : 0.2;
   const ptxDefault = typeof ctx.args.ptxCoef === 'number' ? ctx.args.ptxCoef : 0;
+  const betaDefault = typeof ctx.args.beta === 'number' ? ctx.args.beta : 0.1;
+  const smoothingDefault = typeof ctx.args.labelSmoothing === 'number' ? ctx.args.labelSmoothing : 0;
+  const dpoSettings = (op: string, meta: Record<string, unknown>) => ({
+    beta: metaNumber(op, meta, 'beta', betaDefault, Number.MIN_VALUE),
+    labelSmoothing: metaNumber(op, meta, 'labelSmoothing', smoothingDefault, 0),
+  });
   // Without meta.seed, each call samples with the next seed after the run's.
   let calls = 0;
   return {
@@ -66,6 +72,16 @@ await serveRole(async (ctx) => {
           metrics: { policy_loss: r.policyLoss, clip_frac: r.clipFrac, approx_kl: r.approxKl, ptx_loss: r.ptxLoss, grad_norm: r.gradNorm, skipped: r.skipped ? 1 : 0 },
         };
       },
+      train_dpo: async (req) => {
+        const op = 'train_dpo';
+        const r = await engine.trainDpo(dpoBatch(op, req.tensors), { ...stepSettings(op, req.meta), ...dpoSettings(op, req.meta) });
+        return { metrics: { ...dpoMetrics(r), grad_norm: r.gradNorm, skipped: r.skipped ? 1 : 0 } };
+      },
+      eval_dpo: (req) => {
+        const op = 'eval_dpo';
+        const { beta, labelSmoothing } = dpoSettings(op, req.meta);
+        return { metrics: dpoMetrics(engine.evalDpo(dpoBatch(op, req.tensors), beta, labelSmoothing)) };
+      },
       ...checkpointMethods(engine),
       // meta.ema: write the moving average of the weights instead of the weights.
       save: (req) => {
@@ -76,3 +92,20 @@ await serveRole(async (ctx) => {
     onShutdown: () => collective?.close(),
   };
 });
+
+/** The pair tensors of train_dpo / eval_dpo (docs/roles.md). */
+function dpoBatch(op: string, tensors: Record<string, TensorLike>): DpoBatch {
+  const chosen = takeSeqs(op, tensors, 'chosen_ids', 'chosen_mask', 2);
+  const rejected = takeSeqs(op, tensors, 'rejected_ids', 'rejected_mask', 2);
+  const { B, T } = chosen;
+  const f = (name: string, shape: number[]) => take(op, tensors, name, 'f32', shape) as Float32Array;
+  return {
+    chosen, rejected,
+    chosenAnswer: f('chosen_answer_mask', [B, T - 1]), rejectedAnswer: f('rejected_answer_mask', [B, T - 1]),
+    refChosen: f('ref_chosen_logps', [B]), refRejected: f('ref_rejected_logps', [B]),
+  };
+}
+
+function dpoMetrics(r: DpoResult): Record<string, number> {
+  return { loss: r.loss, acc: r.acc, chosen_reward: r.chosenReward, rejected_reward: r.rejectedReward, margin: r.margin, pairs: r.pairs };
+}

@@ -13,6 +13,7 @@ const table: Record<string, [string, string]> = {
   'sft': ['train.js', 'sftCommand'],
   'rm': ['train.js', 'rmCommand'],
   'ppo': ['train.js', 'ppoCommand'],
+  'dpo': ['train.js', 'dpoCommand'],
   'chat': ['chat.js', 'default'],
   'eval': ['eval.js', 'default'],
   'generate': ['generate.js', 'default'],

@@ -53,7 +53,7 @@ function trainingKeys(lr: number, weightDecay: number, warmup: number) {
 export const schema = {
   seed: int(1234, 'Seed of every random choice of the run (data split, shuffling, sampling, dropout).', { min: 0 }),
   outputDir: str('output', 'Run directory: resolved config, metrics, checkpoints, data cache, logs.'),
-  steps: enumList(['sft', 'rm', 'ppo'] as const, ['sft', 'rm', 'ppo'], 'Steps to run, in order.'),
+  steps: enumList(['sft', 'rm', 'ppo', 'dpo'] as const, ['sft', 'rm', 'ppo'], "Steps to run, in order; 'dpo' (after sft) replaces rm and ppo."),
   resume: bool(false, 'Continue the run in outputDir from its last checkpoint.'),
 
   data: {
@@ -115,6 +115,24 @@ export const schema = {
     batchSize: int(16, 'Pairs per micro-batch (summed over replicas).', { min: 1 }),
     gradAccum: int(1, 'Micro-batches per optimizer step.', { min: 1 }),
     evalEvery: int(0, 'Evaluate accuracy every N optimizer steps; 0 = at the end of each epoch.', { min: 0 }),
+    evalBatchSize: int(16, 'Pairs per evaluation batch.', { min: 1 }),
+    maxSteps: int(0, 'Stop after this many optimizer steps; 0 = no limit.', { min: 0 }),
+  },
+  // DPO (DeepSpeed-Chat's step2_dpo) trains the actor group against the frozen
+  // SFT policy in the reference group, on the rm share of the data; the
+  // actor's gradClip and lora apply, the optimiser settings are its own.
+  dpo: {
+    beta: num(0.1, 'Strength of the implicit KL constraint: the loss is -logsigmoid(beta * margin over the reference).', { min: 1e-6 }),
+    labelSmoothing: num(0, 'Share of pairs assumed mislabelled (conservative DPO); 0 = plain DPO.', { min: 0, max: 0.5 }),
+    lr: num(5e-7, 'Peak learning rate of DPO (DeepSpeed-Chat step2_dpo uses 5e-7 for OPT-1.3b).', { min: 0 }),
+    weightDecay: num(0, 'AdamW weight decay in DPO.', { min: 0 }),
+    schedule: oneOf(['constant', 'linear', 'cosine'] as const, 'cosine', 'Learning-rate schedule of DPO after warmup.'),
+    warmup: int(0, 'Warmup steps of DPO.', { min: 0 }),
+    dropout: bool(false, "Keep the model's dropout in DPO."),
+    epochs: int(1, 'Passes over the preference pairs.', { min: 1 }),
+    batchSize: int(16, 'Pairs per micro-batch (summed over replicas).', { min: 1 }),
+    gradAccum: int(1, 'Micro-batches per optimizer step.', { min: 1 }),
+    evalEvery: int(0, 'Evaluate the held-out pairs every N optimizer steps; 0 = at the end of each epoch.', { min: 0 }),
     evalBatchSize: int(16, 'Pairs per evaluation batch.', { min: 1 }),
     maxSteps: int(0, 'Stop after this many optimizer steps; 0 = no limit.', { min: 0 }),
   },

@@ -8,12 +8,13 @@ import { roleNames, type Config, type RoleName, type StepName } from './defaults
 
 /** The role groups each step runs (ARCHITECTURE.md §3): SFT in the actor
  *  group, RM training in the reward group, PPO across all four (GRPO and RLOO
- *  need no critic). */
+ *  need no critic); DPO in the actor group against the reference. */
 export function rolesForStep(config: Config, step: StepName): RoleName[] {
   switch (step) {
     case 'sft': return ['actor'];
     case 'rm': return ['reward'];
     case 'ppo': return config.ppo.algorithm === 'ppo' ? [...roleNames] : ['actor', 'reference', 'reward'];
+    case 'dpo': return ['actor', 'reference'];
   }
 }
 
@@ -34,14 +35,16 @@ function roleArgs(config: Config, role: RoleName, step: StepName): Record<string
   switch (role) {
     case 'actor': {
       const { devices, replicas, threads, node, maxRestarts, model, ...ppoTraining } = config.actor;
-      const { lr, weightDecay, schedule, warmup, dropout } = config.sft;
-      const training = step === 'sft' ? { ...ppoTraining, lr, weightDecay, schedule, warmup, dropout } : ppoTraining;
+      const own = step === 'sft' ? config.sft : step === 'dpo' ? config.dpo : null;
+      const training = own
+        ? { ...ppoTraining, lr: own.lr, weightDecay: own.weightDecay, schedule: own.schedule, warmup: own.warmup, dropout: own.dropout }
+        : ppoTraining;
       const generation = {
         maxNewTokens: config.ppo.maxNewTokens, temperature: config.ppo.temperature,
         topK: config.ppo.topK, topP: config.ppo.topP,
       };
       return { ...common, training, generation, ptxCoef: config.ppo.ptxCoef, ema: config.ppo.ema ? config.ppo.emaBeta : 0,
-        clipRange: config.ppo.clipRange };
+        clipRange: config.ppo.clipRange, beta: config.dpo.beta, labelSmoothing: config.dpo.labelSmoothing };
     }
     case 'critic': {
       const { devices, replicas, threads, node, maxRestarts, model, ...training } = config.critic;

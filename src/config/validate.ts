@@ -150,13 +150,19 @@ function crossChecks(c: Config, problems: ConfigProblem[]): void {
     problems.push({ key: 'data.ptxPaths', message: 'ppo.ptxCoef > 0 needs plain-text data in data.ptxPaths' });
   }
   const shares = c.data.split.split(',').map(Number);
-  const stepIndex = { sft: 0, rm: 1, ppo: 2 } as const;
+  // DPO trains on preference pairs, the rm share (as DeepSpeed-Chat's step2_dpo does).
+  const stepIndex = { sft: 0, rm: 1, ppo: 2, dpo: 1 } as const;
   if (c.data.paths.length > 0) {
     for (const step of c.steps) {
       if (!(shares[stepIndex[step]] > 0)) {
         problems.push({ key: 'data.split', message: `'${c.data.split}' gives the ${step} step no data, but steps include '${step}'` });
       }
     }
+  }
+  if (c.steps.includes('dpo')) {
+    const other = c.steps.filter((s) => s === 'rm' || s === 'ppo');
+    if (other.length > 0) problems.push({ key: 'steps', message: `'dpo' replaces the reward model and PPO; run [sft, dpo] or [${c.steps.filter((s) => s !== 'dpo').join(', ')}], not both (got [${c.steps.join(', ')}])` });
+    if (c.steps.includes('sft') && c.steps.indexOf('sft') > c.steps.indexOf('dpo')) problems.push({ key: 'steps', message: "'dpo' starts from the SFT output: list 'sft' before 'dpo'" });
   }
   const seen = new Set<string>();
   for (const step of c.steps) {

@@ -1,7 +1,8 @@
 // `train`: the three steps in order (ARCHITECTURE.md §3), each step's output
 // feeding the next as DeepSpeed-Chat's e2e_rlhf.py does: the actor and the
 // reference start from the SFT output, the critic and the reward from the RM
-// output. Each step starts the runtime with only the roles it needs (loading
+// output. A 'dpo' step (instead of rm and ppo) trains the SFT output against
+// itself, frozen, as the reference. Each step starts the runtime with only the roles it needs (loading
 // its data meanwhile) and shuts it down after. With config.resume, finished
 // steps are skipped and PPO continues from its newest checkpoint.
 import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { writeReport } from '../report/report.js';
 import { readSummary, writeSummary, type RunSummary } from '../report/summary.js';
 import { startRuntime, type PlanInput, type Roles } from '../runtime/index.js';
 import { MetricsWriter } from './metrics.js';
+import { runDpo, type DpoResult } from './dpo.js';
 import { runPpo, type PpoHooks, type PpoResult } from './ppo.js';
 import { freshRunState, latestPpoCheckpoint, markStepDone, readRunState } from './resume.js';
 import { runRm, type RmResult } from './rm.js';
@@ -43,6 +45,7 @@ export interface TrainResult {
   sft?: SftResult;
   rm?: RmResult;
   ppo?: PpoResult;
+  dpo?: DpoResult;
   /** Steps skipped because a resumed run had finished them. */
   skipped: StepName[];
 }
@@ -173,6 +176,20 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       copyTokenizerFiles(model, paths.rm);
       state = markStepDone(paths, state, step, paths.rm);
       feedForward(cfg, step, paths.rm);
+    } else if (step === 'dpo') {
+      const model = need(cfg.actor.model, 'actor.model', step, '--actor-model');
+      if (cfg.reference.model !== null) need(cfg.reference.model, 'reference.model', step, '--reference.model');
+      if (config.resume) metrics.truncateAfter('dpo', -1);
+      const output = join(paths.root, 'dpo');
+      const [sr, data] = await startWith(() => start(placementPlan(cfg, 'dpo'), 'dpo', paths), () => loadRmData(dataContext(cfg, model, log)));
+      try {
+        result.dpo = await runDpo(sr.roles, cfg, data, output, hooks);
+      } finally {
+        await sr.close();
+      }
+      if (stopped(opts, step, log)) break;
+      copyTokenizerFiles(model, output);
+      state = markStepDone(paths, state, step, output);
     } else {
       const actorModel = need(cfg.actor.model, 'actor.model', step, '--actor-model');
       if (cfg.reward.kind === 'model') need(cfg.reward.model, 'reward.model', step, '--reward-model');

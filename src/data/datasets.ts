@@ -54,7 +54,7 @@ export interface DataReport {
 /** Files with fewer rows are tokenised on the main thread. */
 export const POOL_MIN_ROWS = 2000;
 
-const stepPart: Record<StepName, number> = { sft: 0, rm: 1, ppo: 2 };
+const stepPart: Record<StepName, number> = { sft: 0, rm: 1, ppo: 2, dpo: 1 };
 
 /** Hash of the tokenizer files: part of every cache key. */
 export function tokenizerHash(dir: string): string {

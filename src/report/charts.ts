@@ -26,9 +26,11 @@ const groups: Group[] = [
   { phase: 'sft', title: 'SFT loss (step 1)', yLabel: 'cross-entropy (nats)', figures: ['loss'] },
   { phase: 'rm', title: 'Reward-model loss (step 2)', yLabel: '-log sigmoid(r_c - r_r)', figures: ['loss'] },
   { phase: 'rm', title: 'Reward-model accuracy (step 2)', yLabel: 'share chosen > rejected', figures: ['accuracy', 'eval_accuracy'] },
+  { phase: 'dpo', title: 'DPO loss', yLabel: '-log sigmoid(beta * margin)', figures: ['loss', 'eval_loss'] },
+  { phase: 'dpo', title: 'DPO implicit-reward accuracy', yLabel: 'share chosen > rejected', figures: ['accuracy', 'eval_accuracy'] },
 ];
 
-const phaseNames: Record<Phase, string> = { pretrain: 'pre-training', sft: 'SFT', rm: 'reward model', ppo: 'PPO' };
+const phaseNames: Record<Phase, string> = { pretrain: 'pre-training', sft: 'SFT', rm: 'reward model', ppo: 'PPO', dpo: 'DPO' };
 
 /** Chart specs for the metrics rows, known groups first. */
 export function chartsFor(rows: readonly MetricRow[]): ChartSpec[] {

@@ -1,5 +1,5 @@
 // Reads a run's `metrics.jsonl`: one JSON object per line,
-//   {"phase": "pretrain" | "sft" | "rm" | "ppo", "step": 12, "loss": 2.31, ...}
+//   {"phase": "pretrain" | "sft" | "rm" | "ppo" | "dpo", "step": 12, "loss": 2.31, ...}
 // where every other field is a figure (a number, or null for "not measured").
 // Known PPO figures: reward, gold, gold_per_word, repetition, answer_len, kl,
 // policy_loss, value_loss, clip_frac, value_clip_frac, time_generate,
@@ -11,7 +11,7 @@
 // messages and skipped, rather than stopping the report.
 import { readFileSync } from 'node:fs';
 
-export const phases = ['pretrain', 'sft', 'rm', 'ppo'] as const;
+export const phases = ['pretrain', 'sft', 'rm', 'ppo', 'dpo'] as const;
 export type Phase = (typeof phases)[number];
 
 export interface MetricRow {

@@ -6,7 +6,7 @@
 // Every loss is a SUM over its tokens divided by a caller-given `denom`: a
 // trainer that splits a batch into micro-batches passes the whole batch's
 // token (or pair) count, so the accumulated gradient equals the full-batch mean.
-import { type Tensor, add, affine, clamp, exp, fromData, logSigmoid, maskedSum, maximum, mul, neg, noGrad, sub } from '../tensor/index.js';
+import { type Tensor, add, affine, clamp, exp, fromData, logSigmoid, maskedSum, maximum, mul, neg, noGrad, sub, sum } from '../tensor/index.js';
 
 function checkSame(op: string, ref: Tensor, named: Record<string, Tensor>): void {
   for (const [name, t] of Object.entries(named)) {
@@ -85,4 +85,26 @@ export function pairwiseLoss(chosen: Tensor, rejected: Tensor, weight: Float32Ar
 export function lmLoss(logp: Tensor, weight: Tensor, denom: number): Tensor {
   if (!(denom > 0)) throw new Error(`lmLoss: denom must be > 0, got ${denom}`);
   return affine(maskedSum(logp, weight), -1 / denom, 0);
+}
+
+/**
+ * DPO loss (Rafailov et al.; DeepSpeed-Chat step2_dpo): with z = (pc - pr) - (rc - rr), the
+ * policy's and the frozen reference's summed answer log-probs of each pair's chosen (c) and
+ * rejected (r) answer, sum(-(1 - eps) * logsigmoid(beta * z) - eps * logsigmoid(-beta * z)) / denom.
+ * policy* are [B] tensors; ref* plain [B] arrays (no gradient flows into the reference).
+ */
+export function dpoLoss(policyChosen: Tensor, policyRejected: Tensor, refChosen: Float32Array, refRejected: Float32Array,
+  beta: number, labelSmoothing: number, denom: number): Tensor {
+  checkSame('dpoLoss', policyChosen, { policy_rejected: policyRejected });
+  if (policyChosen.shape.length !== 1 || refChosen.length !== policyChosen.size || refRejected.length !== policyChosen.size) {
+    throw new Error(`dpoLoss: policy log-probs have shape [${policyChosen.shape}], reference ones ${refChosen.length} and ${refRejected.length} values; expected [B] each`);
+  }
+  if (!(beta > 0)) throw new Error(`dpoLoss: beta must be > 0, got ${beta}`);
+  if (!(labelSmoothing >= 0 && labelSmoothing <= 0.5)) throw new Error(`dpoLoss: labelSmoothing must be in [0, 0.5], got ${labelSmoothing}`);
+  if (!(denom > 0)) throw new Error(`dpoLoss: denom must be > 0, got ${denom}`);
+  const refMargin = Float32Array.from(refChosen, (c, i) => c - refRejected[i]);
+  const z = sub(sub(policyChosen, policyRejected), fromData(refMargin, policyChosen.shape));
+  const agree = affine(sum(logSigmoid(affine(z, beta, 0))), -(1 - labelSmoothing) / denom, 0);
+  if (labelSmoothing === 0) return agree;
+  return add(agree, affine(sum(logSigmoid(affine(z, -beta, 0))), -labelSmoothing / denom, 0));
 }

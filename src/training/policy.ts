@@ -1,14 +1,14 @@
 // The actor engine (DeepSpeed-Chat's hybrid engine on one set of weights):
-// generation with the KV cache, log-probs of sequences, an SFT step and a PPO
-// step (clipped policy loss, optional ptx language-model loss), each step one
-// optimizer update over micro-batches whose gradients accumulate.
+// generation with the KV cache, log-probs of sequences, an SFT step, a PPO
+// step (clipped policy loss, optional ptx language-model loss) and a DPO step,
+// each step one optimizer update over micro-batches whose gradients accumulate.
 import { writeCheckpoint } from '../models/checkpoint.js';
 import { generate } from '../models/generate.js';
 import type { Transformer } from '../models/transformer.js';
-import { affine, fromData, noGrad, tidy } from '../tensor/index.js';
+import { type Tensor, affine, fromData, mul, noGrad, sliceRows, sumLastDim, tidy } from '../tensor/index.js';
 import { type Seqs, forwardOptions, microRanges, rows, sliceSeqs } from './batch.js';
 import { Ema } from './ema.js';
-import { lmLoss, policyLoss } from './losses.js';
+import { dpoLoss, lmLoss, policyLoss } from './losses.js';
 import { type EngineOptions, buildModel } from './options.js';
 import type { StepSettings } from './settings.js';
 import { Trainer } from './trainer.js';
@@ -53,6 +53,38 @@ export interface PpoResult {
   skipped: boolean;
 }
 
+export interface DpoSettings extends StepSettings {
+  beta: number;
+  labelSmoothing: number;
+}
+
+/** Preference pairs with the frozen reference's summed answer log-probs. */
+export interface DpoBatch {
+  /** [B, T] each, padded to one width. */
+  chosen: Seqs;
+  rejected: Seqs;
+  /** [B, T-1] each: 1 on the next-token targets that are answer tokens (their log-probs are summed). */
+  chosenAnswer: Float32Array;
+  rejectedAnswer: Float32Array;
+  /** [B] each: the reference's sums over the same targets. */
+  refChosen: Float32Array;
+  refRejected: Float32Array;
+}
+
+export interface DpoResult {
+  /** Mean DPO loss over pairs. */
+  loss: number;
+  /** Share of pairs whose implicit reward beta * (logp - ref_logp) is higher for the chosen answer. */
+  acc: number;
+  /** Mean implicit rewards of the chosen and rejected answers, and of their difference. */
+  chosenReward: number;
+  rejectedReward: number;
+  margin: number;
+  pairs: number;
+  gradNorm: number;
+  skipped: boolean;
+}
+
 /**
  * Weights of next-token targets, [B, T-1]: entry (b, t-1) is target token t's
  * loss-mask weight when token t and the token before it are real (the first
@@ -74,6 +106,45 @@ function total(a: Float32Array): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i];
   return s;
+}
+
+function checkDpo(op: string, x: DpoBatch): void {
+  const { B, T } = x.chosen;
+  if (x.rejected.B !== B || x.rejected.T !== T) throw new Error(`${op}: chosen is [${B}, ${T}] but rejected is [${x.rejected.B}, ${x.rejected.T}]; pad both to one width`);
+  const A = T - 1;
+  for (const [name, m] of [['chosen_answer_mask', x.chosenAnswer], ['rejected_answer_mask', x.rejectedAnswer]] as const) {
+    for (let b = 0; b < B; b++) {
+      if (total(m.subarray(b * A, (b + 1) * A)) === 0) throw new Error(`${op}: ${name} row ${b} selects no answer token`);
+    }
+  }
+}
+
+/** Rows of both sequences of the pairs [a, b) stacked as [chosen; rejected]: one forward for both. */
+function stackPairs(x: DpoBatch, a: number, b: number): { seqs: Seqs; weights: Float32Array } {
+  const n = b - a, { T } = x.chosen, A = T - 1;
+  const c = sliceSeqs(x.chosen, a, b), r = sliceSeqs(x.rejected, a, b);
+  const ids = new Int32Array(2 * n * T), mask = new Int32Array(2 * n * T), weights = new Float32Array(2 * n * A);
+  ids.set(c.ids);
+  ids.set(r.ids, n * T);
+  mask.set(c.mask);
+  mask.set(r.mask, n * T);
+  weights.set(rows(x.chosenAnswer, A, a, b));
+  weights.set(rows(x.rejectedAnswer, A, a, b), n * A);
+  return { seqs: { ids, mask, B: 2 * n, T }, weights };
+}
+
+/** Implicit-reward figures of a batch from the policy's and reference's summed log-probs. */
+class DpoTally {
+  acc = 0; chosen = 0; rejected = 0;
+  constructor(private readonly beta: number) {}
+  add(pc: Float32Array, pr: Float32Array, rc: Float32Array, rr: Float32Array): void {
+    for (let i = 0; i < pc.length; i++) {
+      const c = this.beta * (pc[i] - rc[i]), r = this.beta * (pr[i] - rr[i]);
+      if (c > r) this.acc++;
+      this.chosen += c;
+      this.rejected += r;
+    }
+  }
 }
 
 export class PolicyEngine {
@@ -189,6 +260,54 @@ export class PolicyEngine {
     return { policyLoss: pl, clipFrac: clipped / actions, approxKl: kl / actions, ptxLoss, gradNorm: r.gradNorm, skipped: r.skipped };
   }
 
+  /** Summed answer log-probs [2n] of stacked pairs, split into chosen [n] and rejected [n]. */
+  private pairLogps(seqs: Seqs, weights: Float32Array, train: boolean): { chosen: Tensor; rejected: Tensor } {
+    const lp = this.model.tokenLogprobs(fromData(seqs.ids, [seqs.B, seqs.T]), forwardOptions(seqs, train));
+    const sums = sumLastDim(mul(lp, fromData(weights, lp.shape)));
+    const n = seqs.B / 2;
+    return { chosen: sliceRows(sums, 0, n), rejected: sliceRows(sums, n, 2 * n) };
+  }
+
+  /** Loss and figures of a batch of pairs, micro-batch by micro-batch; train: with gradients. */
+  private dpoPass(op: string, x: DpoBatch, beta: number, labelSmoothing: number, microBatch: number, train: boolean): { loss: number; tally: DpoTally } {
+    checkDpo(op, x);
+    const { B } = x.chosen;
+    const tally = new DpoTally(beta);
+    let loss = 0;
+    for (const [a, b] of microRanges(B, microBatch)) {
+      const { seqs, weights } = stackPairs(x, a, b);
+      const run = () => tidy(() => {
+        const p = this.pairLogps(seqs, weights, train);
+        const rc = x.refChosen.subarray(a, b), rr = x.refRejected.subarray(a, b);
+        const l = dpoLoss(p.chosen, p.rejected, rc, rr, beta, labelSmoothing, B);
+        if (train) l.backward();
+        tally.add(p.chosen.f32, p.rejected.f32, rc, rr);
+        return l.item();
+      });
+      loss += train ? run() : noGrad(run);
+    }
+    return { loss, tally };
+  }
+
+  /** One DPO update over the pairs (DeepSpeed-Chat's step2_dpo); the reference's sums come with the batch. */
+  async trainDpo(x: DpoBatch, st: DpoSettings): Promise<DpoResult> {
+    let pass;
+    try {
+      pass = this.dpoPass('train_dpo', x, st.beta, st.labelSmoothing, st.microBatch, true);
+    } catch (e) {
+      this.trainer.clearGrads();
+      throw e;
+    }
+    const r = await this.trainer.step(st);
+    return dpoResult(pass.loss, pass.tally, x.chosen.B, r.gradNorm, r.skipped);
+  }
+
+  /** The DPO loss and implicit-reward figures without training (no dropout). */
+  evalDpo(x: DpoBatch, beta: number, labelSmoothing: number): DpoResult {
+    const pass = this.dpoPass('eval_dpo', x, beta, labelSmoothing, 0, false);
+    return dpoResult(pass.loss, pass.tally, x.chosen.B, 0, false);
+  }
+
   /** ema: write the moving average instead of the live weights. */
   save(dir: string, withOptimizer: boolean, ema = false): void {
     if (ema) {
@@ -202,4 +321,11 @@ export class PolicyEngine {
   load(dir: string, withOptimizer: boolean): void {
     this.trainer.load(dir, withOptimizer, this.ema ? this.ema.params : null);
   }
+}
+
+function dpoResult(loss: number, t: DpoTally, B: number, gradNorm: number, skipped: boolean): DpoResult {
+  return {
+    loss, acc: t.acc / B, chosenReward: t.chosen / B, rejectedReward: t.rejected / B, margin: (t.chosen - t.rejected) / B,
+    pairs: B, gradNorm, skipped,
+  };
 }

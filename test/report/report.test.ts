@@ -22,7 +22,7 @@ t.test('metrics lines are parsed; bad lines and fields are named with file:line'
   t.match(m.problems[0], /^run\/metrics\.jsonl:12: not valid JSON \(.+\)$/, "JSON.parse's own message follows");
   t.same(m.problems.slice(1), [
     'run/metrics.jsonl:14: field \'kl\' must be a number or null, got "high"; skipped',
-    "run/metrics.jsonl:15: field 'phase' must be one of pretrain, sft, rm, ppo, got \"warmup\"",
+    "run/metrics.jsonl:15: field 'phase' must be one of pretrain, sft, rm, ppo, dpo, got \"warmup\"",
   ]);
   t.same(seriesOf(m.rows, 'ppo', 'kl'), [[0, 0], [1, 0.35], [2, 1.1], [4, 2.4], [5, 3.0]], 'the bad field is left out of its series');
   t.same(seriesOf(m.rows, 'ppo', 'policy_loss').at(-1), [5, null], 'null is kept as a gap');

@@ -1,5 +1,6 @@
 // `quartet train` (all steps in order, each feeding the next) and the steps
-// alone: `quartet sft`, `quartet rm`, `quartet ppo`. Configuration: the
+// alone: `quartet sft`, `quartet rm`, `quartet ppo`, and `quartet dpo` (the
+// alternative to rm + ppo). Configuration: the
 // defaults < --config files < --key=value flags; the resolved config is
 // printed and saved as <outputDir>/config.json. With --resume, the saved
 // config of the run is the base, so `quartet train --output-dir D --resume`
@@ -19,6 +20,7 @@ const STEP_TEXT: Record<StepName, string> = {
   sft: 'supervised fine-tuning of the actor (step 1)',
   rm: 'reward-model training (step 2)',
   ppo: 'PPO of the actor against the reward model (step 3)',
+  dpo: 'direct preference optimisation of the SFT actor on preference pairs (instead of steps 2 and 3)',
 };
 
 function usage(name: string, step: StepName | null): string {
@@ -26,6 +28,7 @@ function usage(name: string, step: StepName | null): string {
   const needs = step === 'sft' ? '--actor-model DIR --data FILE'
     : step === 'rm' ? '--reward-model DIR --data FILE'
     : step === 'ppo' ? '--actor-model SFT_DIR --reward-model RM_DIR --data FILE'
+    : step === 'dpo' ? '--actor-model SFT_DIR --data FILE'
     : '--actor-model DIR --reward-model DIR --data FILE';
   return `Usage: quartet ${name} ${needs} [--config FILE]... [--output-dir DIR] [--resume] [--key=value]...
 
@@ -35,7 +38,7 @@ ${step === null ? 'With no model and no data, runs the embedded demo instead (a 
   --actor-model DIR    actor.model: the policy to start from (Hugging Face folder)
   --reward-model DIR   reward.model: the reward model's starting folder${step === 'ppo' ? ' (a trained one, from quartet rm)' : ''}
   --data FILE|DIR      data.paths: JSONL/JSON with prompt/chosen/rejected, or a dataset folder (comma-separated for several)
-  --steps LIST         steps: which of sft,rm,ppo to run${step ? ` (fixed to ${step} here)` : ''}
+  --steps LIST         steps: which of sft,rm,ppo to run (or sft,dpo)${step ? ` (fixed to ${step} here)` : ''}
   --output-dir DIR     outputDir: the run directory
   --resume             continue the run in --output-dir from its last checkpoint
   --seed N             seed
@@ -105,6 +108,7 @@ function makeCommand(name: string, step: StepName | null, summary: string): Comm
         const parts: string[] = [];
         if (r.sft) parts.push(`sft ${r.sft.steps} steps, eval loss ${r.sft.evalLossBefore?.toFixed(4) ?? '-'} -> ${r.sft.evalLossAfter?.toFixed(4) ?? '-'} (${r.sft.output})`);
         if (r.rm) parts.push(`rm ${r.rm.steps} steps, eval accuracy ${r.rm.evalBefore.accuracy?.toFixed(3) ?? '-'} -> ${r.rm.evalAfter.accuracy?.toFixed(3) ?? '-'} (${r.rm.output})`);
+        if (r.dpo) parts.push(`dpo ${r.dpo.steps} steps, eval reward accuracy ${r.dpo.evalBefore.accuracy?.toFixed(3) ?? '-'} -> ${r.dpo.evalAfter.accuracy?.toFixed(3) ?? '-'} (${r.dpo.output})`);
         if (r.ppo) parts.push(`ppo ${r.ppo.steps} steps, reward ${r.ppo.firstReward?.toFixed(3) ?? '-'} -> ${r.ppo.lastReward?.toFixed(3) ?? '-'}`);
         if (r.skipped.length) parts.push(`skipped (done earlier): ${r.skipped.join(', ')}`);
         const how = stopping ? `stopped in ${r.runDir}; continue with: quartet ${name} --output-dir ${r.runDir} --resume` : `done in ${r.runDir}`;
@@ -121,3 +125,4 @@ export const trainCommand = makeCommand('train', null, 'Run SFT, reward-model tr
 export const sftCommand = makeCommand('sft', 'sft', 'Step 1: supervised fine-tuning of the actor');
 export const rmCommand = makeCommand('rm', 'rm', 'Step 2: train a reward model on preference pairs');
 export const ppoCommand = makeCommand('ppo', 'ppo', 'Step 3: PPO of the actor against a reward model (actor, critic, reference, reward)');
+export const dpoCommand = makeCommand('dpo', 'dpo', 'DPO of the SFT actor on preference pairs against its frozen copy (instead of rm + ppo)');
