@@ -25,6 +25,14 @@ export interface GenerateOptions {
   /** Fills rows after their EOS; default the config's pad id, else the first EOS id, else 0. */
   padTokenId?: number;
   seed?: number;
+  /** Draw from this generator instead of a fresh one seeded with `seed`, so successive calls continue one stream (a chat). */
+  rng?: Rng;
+  /**
+   * Called after each step with its index and the new token of every row (the
+   * pad id for rows already stopped), so a caller can show tokens as they are
+   * made. Returning false stops every row after this step's token.
+   */
+  onToken?: (step: number, tokens: Int32Array) => boolean;
   /** false: recompute the whole sequence every step (a check of the cache). */
   useCache?: boolean;
 }
@@ -152,7 +160,7 @@ export function generate(model: Transformer, ids: Int32Array, mask: Int32Array |
   }
   const lp = new Float32Array(B * n);
   const done = new Uint8Array(B);
-  const rng = new Rng(opts.seed ?? 0);
+  const rng = opts.rng ?? new Rng(opts.seed ?? 0);
   const useCache = opts.useCache ?? true;
   const cache = useCache ? noGrad(() => new KVCache(cfg, B, T)) : null;
   let steps = 0;
@@ -165,7 +173,10 @@ export function generate(model: Transformer, ids: Int32Array, mask: Int32Array |
       logits.dispose();
       for (let b = 0; b < B; b++) {
         const at = b * T + T0 + s;
-        if (done[b]) continue;
+        if (done[b]) {
+          tok[b] = pad;
+          continue;
+        }
         seq[at] = tok[b];
         outMask[at] = 1;
         lp[b * n + s] = tokLp[b];
@@ -173,6 +184,7 @@ export function generate(model: Transformer, ids: Int32Array, mask: Int32Array |
         if (eos.has(tok[b])) done[b] = 1;
       }
       steps = s + 1;
+      if (opts.onToken && opts.onToken(s, tok) === false) break;
       if (done.every((d) => d === 1)) break;
     }
   } finally {

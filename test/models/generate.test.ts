@@ -1,6 +1,7 @@
 // Sampling and stopping: seeded sampling is reproducible, top-k 1 is greedy,
 // EOS stops a row (padded after it, mask 0), temperature/top-p filter as
-// transformers does, and bad options are errors.
+// transformers does, onToken sees every step and can stop the batch, and bad
+// options are errors.
 import t from 'tap';
 import { loadModel } from '../../src/models/checkpoint.js';
 import { generate } from '../../src/models/generate.js';
@@ -53,6 +54,33 @@ t.test('EOS stops a row; later tokens are pads with mask 0; all rows stopped end
   const allStop = generate(model, prompt.subarray(0, T), mask.subarray(0, T), 1, T, { maxNewTokens: 6, eosTokenId: eos });
   t.equal(allStop.newTokens, 1, 'a batch whose rows all stopped ends');
   t.equal(allStop.T, T + 1);
+  t.end();
+});
+
+t.test('onToken gets each step\'s token of every row; false stops every row after that step', (t) => {
+  const full = generate(model, prompt, mask, B, T, { maxNewTokens: 6, eosTokenId: null });
+  const seen: number[][] = [];
+  const full2 = generate(model, prompt, mask, B, T, {
+    maxNewTokens: 6, eosTokenId: null, onToken: (step, tokens) => (seen.push([step, ...tokens]), true),
+  });
+  t.same(Array.from(full2.sequences), Array.from(full.sequences), 'a hook returning true changes nothing');
+  t.same(seen.map((r) => r[0]), [0, 1, 2, 3, 4, 5], 'called once per step');
+  for (let s = 0; s < 6; s++) {
+    t.same(seen[s].slice(1), Array.from({ length: B }, (_, b) => full.sequences[b * full.T + T + s]), `step ${s}: the new token of every row`);
+  }
+  const cut = generate(model, prompt, mask, B, T, { maxNewTokens: 6, eosTokenId: null, onToken: (step) => step < 2 });
+  t.equal(cut.newTokens, 3, 'false at step 2 keeps that step\'s token and stops');
+  t.equal(cut.T, T + 3);
+  t.equal(cut.logprobs.length, B * 3);
+  for (let b = 0; b < B; b++) {
+    t.same(Array.from(cut.sequences.subarray(b * cut.T, (b + 1) * cut.T)), Array.from(full.sequences.subarray(b * full.T, b * full.T + T + 3)), `row ${b} is the full run's prefix`);
+  }
+  // A row stopped at its EOS is handed over as the pad id afterwards.
+  const first = full.sequences[T];
+  const padded: number[] = [];
+  const r = generate(model, prompt, mask, B, T, { maxNewTokens: 3, eosTokenId: first, padTokenId: 7, onToken: (step, tokens) => (step > 0 && padded.push(tokens[0]), true) });
+  t.equal(padded.length, r.newTokens - 1);
+  t.ok(padded.every((x) => x === 7), 'row 0 after its EOS reports the pad');
   t.end();
 });
 
