@@ -20,6 +20,7 @@ const table: Record<string, [string, string]> = {
   'init-model': ['init-model.js', 'default'],
   'node': ['node.js', 'default'],
   'bench': ['bench.js', 'default'],
+  'report': ['report.js', 'default'],
 };
 
 const commands: Record<string, () => Promise<Command>> = Object.fromEntries(
