@@ -4,7 +4,8 @@
 // reward beta * (logp - ref_logp) of the chosen answer comes to beat the
 // rejected one's (margin 0 and loss log 2 before training, when the two
 // models are the same), the DPO loss falls below log 2, and the actor folder it writes
-// loads with its tokenizer. dpo with rm or ppo is a configuration error.
+// loads with its tokenizer; `quartet dpo` runs the step alone. dpo with rm or
+// ppo is a configuration error.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +65,14 @@ t.test('quartet train --steps sft,dpo: DPO raises the held-out preference for ch
   m.dispose();
   t.ok(existsSync(join(out, 'dpo', 'tokenizer.json')), 'with the tokenizer of its source');
   t.match(readFileSync(join(out, 'state.json'), 'utf8'), /"dpo"/, 'the run state marks dpo done');
+
+  // The step alone, from the SFT output, as `quartet dpo`.
+  const alone = join(dir, 'alone');
+  const d = await quartet(t, ['dpo', '--config', cfgFile, '--actor-model', join(out, 'sft'), '--data', world.data, '--output-dir', alone, '--dpo.maxSteps=2']);
+  t.equal(d.code, 0, `quartet dpo exits 0 (stderr tail: ${d.stderr.slice(-800)})`);
+  t.match(d.stdout, /dpo 2 steps/, 'two steps, as asked');
+  t.ok(existsSync(join(alone, 'dpo', 'model.safetensors')), 'the actor is saved');
+  t.notOk(existsSync(join(alone, 'sft')), 'no SFT is run');
 });
 
 t.test('quartet train: dpo with rm is a configuration error naming steps', async (t) => {
