@@ -124,8 +124,8 @@ export const schema = {
   dpo: {
     beta: num(0.1, 'Strength of the implicit KL constraint: the loss is -logsigmoid(beta * margin over the reference).', { min: 1e-6 }),
     labelSmoothing: num(0, 'Share of pairs assumed mislabelled (conservative DPO); 0 = plain DPO.', { min: 0, max: 0.5 }),
-    lr: num(5e-7, 'Peak learning rate of DPO (DeepSpeed-Chat step2_dpo uses 5e-7 for OPT-1.3b).', { min: 0 }),
-    weightDecay: num(0, 'AdamW weight decay in DPO.', { min: 0 }),
+    lr: num(5e-5, "Peak learning rate of DPO (DeepSpeed-Chat's step2_dpo script for OPT-350m).", { min: 0 }),
+    weightDecay: num(0.1, 'AdamW weight decay in DPO (as that script).', { min: 0 }),
     schedule: oneOf(['constant', 'linear', 'cosine'] as const, 'cosine', 'Learning-rate schedule of DPO after warmup.'),
     warmup: int(0, 'Warmup steps of DPO.', { min: 0 }),
     dropout: bool(false, "Keep the model's dropout in DPO."),

@@ -8,10 +8,12 @@
 // accuracy and margins from `eval_dpo` before training and at each
 // evaluation point; the final actor saved as a Hugging Face folder.
 //
-// Only answer tokens count (the prompt is shared by both answers and its
-// log-probs would cancel in the loss anyway); DeepSpeed-Chat sums from where
-// the two sequences diverge, which gives the same loss and differs only in
-// the reported implicit rewards.
+// Only answer tokens count, by the attention mask. DeepSpeed-Chat sums from
+// where the two sequences diverge instead: the shared tokens before that have
+// equal log-probs on both sides and cancel in the loss, so only the reported
+// implicit rewards differ. It also masks by token id != pad, which drops the
+// end-of-conversation token where pad and eos are one token; the mask here
+// keeps it (ending the answer is part of the answer).
 import type { Config } from '../config/defaults.js';
 import type { StepData } from '../data/datasets.js';
 import { BatchIterator, rmBatch } from '../data/batches.js';
