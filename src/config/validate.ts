@@ -1,7 +1,7 @@
 // Validation of a (partial) configuration against the schema: every problem is
 // collected and reported at once, each naming the full key path, what was
 // expected and what was given, and for an unknown key the nearest known one.
-import { roleNames, schema, type Config } from './defaults.js';
+import { roleNames, schema, type Config, type RoleName, type StepName } from './defaults.js';
 import { defaultsOf, flattenSchema, isField, typeName, type Field, type Section } from './schema.js';
 
 export interface ConfigProblem {
@@ -163,6 +163,20 @@ function crossChecks(c: Config, problems: ConfigProblem[]): void {
     const other = c.steps.filter((s) => s === 'rm' || s === 'ppo');
     if (other.length > 0) problems.push({ key: 'steps', message: `'dpo' replaces the reward model and PPO; run [sft, dpo] or [${c.steps.filter((s) => s !== 'dpo').join(', ')}], not both (got [${c.steps.join(', ')}])` });
     if (c.steps.includes('sft') && c.steps.indexOf('sft') > c.steps.indexOf('dpo')) problems.push({ key: 'steps', message: "'dpo' starts from the SFT output: list 'sft' before 'dpo'" });
+  }
+  // Every replica of a training call must get a row: one that got none would
+  // never join the gradient all-reduce the others wait in.
+  const perReplica: [StepName, string, number, RoleName][] = [
+    ['sft', 'sft.batchSize', c.sft.batchSize, 'actor'],
+    ['rm', 'rm.batchSize', c.rm.batchSize, 'reward'],
+    ['dpo', 'dpo.batchSize', c.dpo.batchSize, 'actor'],
+    ['ppo', 'ppo.trainBatchSize', c.ppo.trainBatchSize, 'actor'],
+  ];
+  if (c.ppo.algorithm === 'ppo') perReplica.push(['ppo', 'ppo.trainBatchSize', c.ppo.trainBatchSize, 'critic']);
+  for (const [step, key, rows, role] of perReplica) {
+    if (c.steps.includes(step) && rows < c[role].replicas) {
+      problems.push({ key, message: `${key} = ${rows} is smaller than ${role}.replicas = ${c[role].replicas}: every replica needs at least one row of each training batch; raise ${key} or lower ${role}.replicas` });
+    }
   }
   const seen = new Set<string>();
   for (const step of c.steps) {

@@ -61,6 +61,28 @@ export class PtxStream {
   }
 }
 
+/**
+ * The [from, to) rows of the training micro-batches over B experience rows:
+ * `size` rows each, except that a last chunk with fewer than `minRows` rows
+ * (the replicas of a training group, which all must get a row) joins the one
+ * before it.
+ */
+export function microBatchRanges(B: number, size: number, minRows: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let from = 0; from < B; from += size) out.push([from, Math.min(B, from + size)]);
+  const last = out[out.length - 1];
+  if (out.length > 1 && last[1] - last[0] < minRows) {
+    out.pop();
+    out[out.length - 1][1] = B;
+  }
+  return out;
+}
+
+/** The most replicas of a group that a PPO update calls: the actor's, and the critic's unless `grouped` (no critic). */
+export function trainingReplicas(roles: Roles, grouped: boolean): number {
+  return Math.max(roles.group('actor').size, grouped ? 1 : roles.group('critic').size);
+}
+
 /** Trains on a step's experience; returns the step's training figures and advances `counters`. */
 export async function trainOnExperience(ctx: TrainContext, exps: Experience[], counters: UpdateCounters): Promise<Figures> {
   const { roles, config, grouped } = ctx;
@@ -69,10 +91,11 @@ export async function trainOnExperience(ctx: TrainContext, exps: Experience[], c
   const actorMetrics: Record<string, number>[] = [];
   const criticMetrics: Record<string, number>[] = [];
   const actorLrs: number[] = [], criticLrs: number[] = [];
+  const minRows = trainingReplicas(roles, grouped);
   for (let epoch = 0; epoch < ppo.ppoEpochs; epoch++) {
     for (const e of exps) {
-      for (let from = 0; from < e.B; from += ppo.trainBatchSize) {
-        const mb = experienceRows(e, from, Math.min(e.B, from + ppo.trainBatchSize));
+      for (const [from, to] of microBatchRanges(e.B, ppo.trainBatchSize, minRows)) {
+        const mb = experienceRows(e, from, to);
         const seq = { ids: i32([mb.B, mb.T], mb.ids), mask: i32([mb.B, mb.T], mb.mask) };
         const amask = f32([mb.B, mb.T - 1], actionMask(mb));
         const actorLr = lrFor(actor, counters.actorUpdates, upd);
@@ -86,7 +109,7 @@ export async function trainOnExperience(ctx: TrainContext, exps: Experience[], c
             action_mask: amask,
             ...(ptx ?? {}),
           },
-        })];
+        }, { allReplicas: true })];
         actorLrs.push(actorLr);
         if (!grouped) {
           const criticLr = lrFor(critic, counters.criticUpdates, upd);
@@ -99,7 +122,7 @@ export async function trainOnExperience(ctx: TrainContext, exps: Experience[], c
               returns: f32([mb.B, mb.T - 1], toRoleLayout(mb.returns, mb)),
               action_mask: amask,
             },
-          }));
+          }, { allReplicas: true }));
         }
         const [a, c] = await Promise.all(calls);
         actorMetrics.push(a.metrics);

@@ -28,7 +28,7 @@ import type { CallResult, Roles } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
 import { gae, groupAdvantages } from './advantages.js';
 import { i32, type DriverHooks } from './driver.js';
-import { PtxStream, trainOnExperience } from './ppo-train.js';
+import { microBatchRanges, PtxStream, trainingReplicas, trainOnExperience } from './ppo-train.js';
 import { toAnswerLayout, trimGenerated, type Experience, type Trimmed } from './experience.js';
 import { formatFigures, mean, type Figures } from './metrics.js';
 import { answerLengths, answersToKeep, computeRewards, klStats } from './ppo-math.js';
@@ -118,11 +118,14 @@ export function ppoTotalSteps(config: Config, prompts: number): number {
   return ppo.maxSteps > 0 ? Math.min(ppo.maxSteps, all) : all;
 }
 
-/** Optimizer steps per PPO step when no answer is dropped: the length of the learning-rate schedules. */
-export function updatesPerStep(config: Config): number {
+/**
+ * Optimizer steps per PPO step when no answer is dropped: the length of the
+ * learning-rate schedules. `minRows`: the training replicas (trainingReplicas()).
+ */
+export function updatesPerStep(config: Config, minRows: number): number {
   const { ppo } = config;
   const rows = ppo.promptBatchSize * (ppo.algorithm === 'ppo' ? 1 : ppo.groupSize);
-  return ppo.ppoEpochs * ppo.generationBatches * Math.ceil(rows / ppo.trainBatchSize);
+  return ppo.ppoEpochs * ppo.generationBatches * microBatchRanges(rows, ppo.trainBatchSize, minRows).length;
 }
 
 function repeatRows(ids: Int32Array, mask: Int32Array, B: number, P: number, n: number): { ids: Int32Array; mask: Int32Array } {
@@ -403,7 +406,7 @@ export class PpoDriver {
   }
 
   private train(exps: Experience[]): Promise<Figures> {
-    return trainOnExperience({ roles: this.roles, config: this.config, grouped: this.grouped, totalUpdates: updatesPerStep(this.config) * this.total, ptx: this.ptx }, exps, this.state);
+    return trainOnExperience({ roles: this.roles, config: this.config, grouped: this.grouped, totalUpdates: updatesPerStep(this.config, trainingReplicas(this.roles, this.grouped)) * this.total, ptx: this.ptx }, exps, this.state);
   }
 
   /** Saves both trained models with their optimizer state and the run position into <checkpoints>/step-N. */

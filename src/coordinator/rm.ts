@@ -6,7 +6,7 @@
 // point; the trained model (with its value head) saved as a Hugging Face folder.
 import type { Config } from '../config/defaults.js';
 import type { StepData } from '../data/datasets.js';
-import { BatchIterator, rmBatch } from '../data/batches.js';
+import { BatchIterator, batchesPerEpoch, rmBatch } from '../data/batches.js';
 import type { RmPairs } from '../data/examples.js';
 import { shardRange, type Roles, type Tensors } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
@@ -30,9 +30,10 @@ export interface RmResult {
   output: string;
 }
 
-export function rmTotalSteps(config: Config, pairs: number): number {
+/** Optimizer steps of the RM phase over `replicas` reward replicas (a last batch with fewer pairs than replicas joins the one before). */
+export function rmTotalSteps(config: Config, pairs: number, replicas: number): number {
   const { rm } = config;
-  const all = Math.ceil(pairs / (rm.batchSize * rm.gradAccum)) * rm.epochs;
+  const all = batchesPerEpoch(pairs, rm.batchSize * rm.gradAccum, { minLast: replicas }) * rm.epochs;
   return rm.maxSteps > 0 ? Math.min(rm.maxSteps, all) : all;
 }
 
@@ -87,9 +88,10 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
   const { rm, reward } = config;
   const log = hooks.log ?? (() => {});
   const pairs = data.train.promptLens.length;
-  const total = rmTotalSteps(config, pairs);
+  const replicas = roles.group('reward').size;
+  const total = rmTotalSteps(config, pairs, replicas);
   if (total === 0) throw new Error(`rm: no training pairs (data gave ${pairs} pairs with a rejected answer for the rm share)`);
-  const it = new BatchIterator(pairs, rm.batchSize * rm.gradAccum, config.seed, { epochs: rm.epochs });
+  const it = new BatchIterator(pairs, rm.batchSize * rm.gradAccum, config.seed, { epochs: rm.epochs, minLast: replicas });
   const microBatch = perReplica(roles, 'reward', rm.batchSize);
   const hasEval = data.eval.promptLens.length > 0;
   const empty: RmEval = { loss: null, accuracy: null, chosenMean: null, rejectedMean: null, pairs: 0 };
@@ -110,7 +112,7 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
     const r = await roles.group('reward').call('train_rm', {
       meta: { lr, weightDecay: reward.weightDecay, gradClip: reward.gradClip, microBatch },
       tensors: rmTensors(data.train, indices, data.padId),
-    });
+    }, { allReplicas: true });
     const seconds = (performance.now() - t0) / 1000;
     step++;
     const rows = replicaRows(indices.length, roles.group('reward').size);

@@ -6,7 +6,7 @@
 // point; the final actor saved as a Hugging Face folder.
 import type { Config } from '../config/defaults.js';
 import type { StepData } from '../data/datasets.js';
-import { BatchIterator, sftBatch } from '../data/batches.js';
+import { BatchIterator, batchesPerEpoch, sftBatch } from '../data/batches.js';
 import type { SftExamples } from '../data/examples.js';
 import type { Roles } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
@@ -23,10 +23,14 @@ export interface SftResult {
   output: string;
 }
 
-/** Optimizer steps the SFT phase will take. */
-export function sftTotalSteps(config: Config, examples: number): number {
+/**
+ * Optimizer steps the SFT phase will take over `replicas` actor replicas: an
+ * epoch's last batch with fewer examples than replicas joins the one before
+ * (each replica of a training call must get a row).
+ */
+export function sftTotalSteps(config: Config, examples: number, replicas: number): number {
   const { sft } = config;
-  const perEpoch = Math.ceil(examples / (sft.batchSize * sft.gradAccum));
+  const perEpoch = batchesPerEpoch(examples, sft.batchSize * sft.gradAccum, { minLast: replicas });
   const all = perEpoch * sft.epochs;
   return sft.maxSteps > 0 ? Math.min(sft.maxSteps, all) : all;
 }
@@ -54,9 +58,10 @@ export async function runSft(roles: Roles, config: Config, data: StepData<SftExa
   const { sft } = config;
   const log = hooks.log ?? (() => {});
   const rowsPerStep = sft.batchSize * sft.gradAccum;
-  const total = sftTotalSteps(config, data.train.seqs.n);
+  const replicas = roles.group('actor').size;
+  const total = sftTotalSteps(config, data.train.seqs.n, replicas);
   if (total === 0) throw new Error(`sft: no training examples (data gave ${data.train.seqs.n} rows for the sft share)`);
-  const it = new BatchIterator(data.train.seqs.n, rowsPerStep, config.seed, { epochs: sft.epochs });
+  const it = new BatchIterator(data.train.seqs.n, rowsPerStep, config.seed, { epochs: sft.epochs, minLast: replicas });
   const settings = { lr: sft.lr, schedule: sft.schedule, warmup: sft.warmup };
   const microBatch = perReplica(roles, 'actor', sft.batchSize);
 
@@ -77,7 +82,7 @@ export async function runSft(roles: Roles, config: Config, data: StepData<SftExa
     const r = await roles.group('actor').call('train_sft', {
       meta: { lr, weightDecay: sft.weightDecay, gradClip: config.actor.gradClip, microBatch },
       tensors,
-    });
+    }, { allReplicas: true });
     const seconds = (performance.now() - t0) / 1000;
     step++;
     const tokens = r.replies.reduce((s, rep) => s + (figure(rep.metrics, 'tokens') ?? 0), 0);

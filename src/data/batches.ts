@@ -81,17 +81,26 @@ export interface IteratorState {
   batch: number;
 }
 
+/** Batches per epoch of n examples in batches of batchSize, as BatchIterator cuts them. */
+export function batchesPerEpoch(n: number, batchSize: number, opts: { dropLast?: boolean; minLast?: number } = {}): number {
+  const full = Math.floor(n / batchSize), rest = n % batchSize;
+  if (opts.dropLast || rest === 0) return full;
+  return full > 0 && rest < (opts.minLast ?? 1) ? full : full + 1;
+}
+
 /**
  * Seeded shuffling batches over n examples: each epoch is a fresh
  * permutation (seed + epoch), cut into batches of batchSize (the last one may
- * be short unless dropLast). state() / restore() save and resume the position.
+ * be short unless dropLast; one shorter than minLast joins the batch before,
+ * so that every replica of a training group gets a row). state() / restore()
+ * save and resume the position.
  */
 export class BatchIterator {
   private order: Uint32Array;
   private pos: IteratorState = { epoch: 0, batch: 0 };
 
   constructor(readonly n: number, readonly batchSize: number, readonly seed: number,
-    readonly opts: { epochs?: number; dropLast?: boolean; shuffle?: boolean } = {}) {
+    readonly opts: { epochs?: number; dropLast?: boolean; shuffle?: boolean; minLast?: number } = {}) {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`BatchIterator: batchSize must be a positive integer, got ${batchSize}`);
     this.order = this.orderOf(0);
   }
@@ -103,7 +112,7 @@ export class BatchIterator {
 
   /** Batches per epoch. */
   get batchesPerEpoch(): number {
-    return this.opts.dropLast ? Math.floor(this.n / this.batchSize) : Math.ceil(this.n / this.batchSize);
+    return batchesPerEpoch(this.n, this.batchSize, this.opts);
   }
 
   /** The next batch's example indices, or null after the last epoch (epochs default to 1). */
@@ -117,7 +126,9 @@ export class BatchIterator {
     if (this.pos.epoch >= epochs) return null;
     const start = this.pos.batch * this.batchSize;
     this.pos.batch++;
-    return Array.from(this.order.subarray(start, Math.min(start + this.batchSize, this.n)));
+    // Without dropLast the epoch's last batch takes every example left (a short tail merged by minLast included).
+    const end = !this.opts.dropLast && this.pos.batch === this.batchesPerEpoch ? this.n : start + this.batchSize;
+    return Array.from(this.order.subarray(start, end));
   }
 
   state(): IteratorState {

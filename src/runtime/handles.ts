@@ -30,6 +30,13 @@ export interface RoleHandle {
 export interface GroupCallOptions extends CallOptions {
   /** Tensors sent whole to every replica rather than sliced along dim 0. */
   whole?: string[];
+  /**
+   * Every replica must get at least one row: for training calls, whose
+   * replicas meet in a gradient all-reduce that would wait (until its timeout)
+   * for a replica that was never called. Fewer rows than replicas then fails
+   * at once instead.
+   */
+  allReplicas?: boolean;
 }
 
 export interface GroupResult extends CallResult {
@@ -77,6 +84,9 @@ export class RoleGroup {
       const s = tensors[n].shape;
       if (s.length === 0 || s[0] !== rows)
         throw new RuntimeError('bad_message', `group '${this.role}'.call('${method}'): tensor '${n}' has shape [${s}] but '${sliced[0]}' has ${rows} rows; sliced tensors must agree on dim 0 (or list it in 'whole')`);
+    }
+    if (opts.allReplicas && rows < this.replicas.length) {
+      throw new RuntimeError('bad_message', `group '${this.role}'.call('${method}'): ${rows} row(s) for ${this.replicas.length} replicas; every replica of a training call must get a row (the gradient all-reduce waits for all of them)`);
     }
     const calls: Promise<CallResult>[] = [];
     for (let i = 0; i < this.replicas.length; i++) {

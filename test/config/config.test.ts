@@ -91,6 +91,18 @@ t.test('cross-field rules', async (t) => {
   // a split that starves no requested step is fine
   const c = resolveConfig([{ source: 'x', values: { steps: ['sft'], data: { paths: ['a.jsonl'], split: '10,0,0' } } }]);
   t.same(c.steps, ['sft']);
+  // A training batch must give every replica a row; checked only for the steps that run.
+  p = problemsOf(() => resolveConfig([{ source: 'x', values: { sft: { batchSize: 2 }, rm: { batchSize: 3 }, ppo: { trainBatchSize: 3 }, actor: { replicas: 3 }, reward: { replicas: 4 }, critic: { replicas: 2 } } }]));
+  t.same(p.map((x) => x.key), ['sft.batchSize', 'rm.batchSize'], 'ppo.trainBatchSize 3 covers 3 actor and 2 critic replicas');
+  t.match(p[0].message, /sft\.batchSize = 2 is smaller than actor\.replicas = 3/);
+  t.match(p[1].message, /rm\.batchSize = 3 is smaller than reward\.replicas = 4/);
+  p = problemsOf(() => resolveConfig([{ source: 'x', values: { ppo: { trainBatchSize: 2 }, critic: { replicas: 3 } } }]));
+  t.same(p.map((x) => x.key), ['ppo.trainBatchSize']);
+  t.match(p[0].message, /ppo\.trainBatchSize = 2 is smaller than critic\.replicas = 3/);
+  const grpo = resolveConfig([{ source: 'x', values: { ppo: { trainBatchSize: 2, algorithm: 'grpo' }, critic: { replicas: 3 } } }]);
+  t.equal(grpo.ppo.trainBatchSize, 2, 'grpo trains no critic');
+  const sftOnly = resolveConfig([{ source: 'x', values: { steps: ['sft'], rm: { batchSize: 1 }, reward: { replicas: 2 } } }]);
+  t.same(sftOnly.steps, ['sft'], 'a step that does not run is not checked');
 });
 
 t.test('command line: both forms, types by schema, booleans alone, aliases', async (t) => {

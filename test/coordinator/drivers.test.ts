@@ -11,7 +11,8 @@ import type { StepData } from '../../src/data/datasets.js';
 import type { PpoPrompts, RmPairs, Sequences, SftExamples } from '../../src/data/examples.js';
 import { lrAt } from '../../src/tensor/optim/schedule.js';
 import { MetricsWriter } from '../../src/coordinator/metrics.js';
-import { runPpo, PpoDriver, type PpoData } from '../../src/coordinator/ppo.js';
+import { runPpo, PpoDriver, updatesPerStep, type PpoData } from '../../src/coordinator/ppo.js';
+import { microBatchRanges } from '../../src/coordinator/ppo-train.js';
 import { latestPpoCheckpoint } from '../../src/coordinator/resume.js';
 import { runRm } from '../../src/coordinator/rm.js';
 import { runPaths } from '../../src/coordinator/run-dir.js';
@@ -194,6 +195,25 @@ t.test('ppo: drops answers of <= 1 token, trims, sends role-layout tensors, trai
   for (let col = P - 1; col < T - 1; col++) t.ok(Math.abs(old[col] - (-1 - 0.01 * col)) < 1e-6 || old[col] === 0);
   t.ok(tp.every((x) => x.meta.lr === 1e-4 * (1 - 0 / 6) || typeof x.meta.lr === 'number'));
   t.ok(existsSync(join(dir, 'ppo', 'actor', 'config.json')) && existsSync(join(dir, 'ppo', 'critic', 'config.json')), 'final models saved');
+});
+
+t.test('short last batches join the one before, so every replica of a training call gets a row', async (t) => {
+  t.same(microBatchRanges(10, 4, 2), [[0, 4], [4, 8], [8, 10]], 'a tail of 2 for 2 replicas stays');
+  t.same(microBatchRanges(9, 4, 2), [[0, 4], [4, 9]], 'a tail of 1 for 2 replicas joins the chunk before');
+  t.same(microBatchRanges(3, 4, 2), [[0, 3]], 'a single chunk has nothing to join');
+  t.equal(updatesPerStep(ppoConfig((c) => { c.ppo.promptBatchSize = 9; }), 2), 2, 'the lr schedule counts merged chunks');
+
+  // SFT: 17 rows in steps of 8 over 2 replicas: 8, then 8 + the 1 left.
+  const sft = fakeRoles({ replicas: { actor: 2 } });
+  const r = await runSft(sft.roles, config((c) => { c.sft.batchSize = 4; c.sft.gradAccum = 2; }), sftData(17, 0), join(tmp(t), 'sft'), { progress: false });
+  t.equal(r.steps, 2);
+  t.same(sft.calls.filter((x) => x.method === 'train_sft').map((x) => x.shapes.ids[0]), [4, 4, 5, 4]);
+
+  // PPO: 6 kept rows in chunks of 4 over 3 actor replicas: the tail of 2 joins, one update of 2 + 2 + 2.
+  const ppo = fakeRoles({ replicas: { actor: 3 } });
+  await runPpo(ppo.roles, ppoConfig((c) => { c.ppo.maxSteps = 1; }), ppoData(8), outs(tmp(t)), { progress: false });
+  t.same(ppo.calls.filter((x) => x.method === 'train_ppo').map((x) => x.shapes.ids[0]), [2, 2, 2]);
+  t.same(ppo.calls.filter((x) => x.method === 'train_value').map((x) => x.shapes.ids[0]), [6], 'the critic trains on the same merged chunk');
 });
 
 t.test('ppo: learning rates over the run follow the schedules; metrics per step', async (t) => {

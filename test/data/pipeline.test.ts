@@ -178,4 +178,13 @@ t.test('batch iterator: seeded epochs, and a restored position continues identic
   t.same([b.next(), b.next(), b.next()], [seen[4], seen[5], null]);
   t.same(new BatchIterator(10, 4, 1, { dropLast: true }).batchesPerEpoch, 2);
   t.throws(() => b.restore({ epoch: 0, batch: 9 }), /BatchIterator.restore: bad position/);
+
+  // A tail shorter than minLast joins the batch before it; one that is long enough stays apart.
+  const merged = new BatchIterator(10, 4, 1234, { epochs: 2, minLast: 3 });
+  const m: number[][] = [];
+  for (let x = merged.next(); x; x = merged.next()) m.push(x);
+  t.same(m.map((x) => x.length), [4, 6, 4, 6]);
+  t.same(m, [seen[0], [...seen[1], ...seen[2]], seen[3], [...seen[4], ...seen[5]]], 'the same order, the short batch appended to the one before');
+  t.same(new BatchIterator(10, 4, 1, { minLast: 2 }).batchesPerEpoch, 3, 'a tail of 2 with minLast 2 stays a batch');
+  t.same(new BatchIterator(3, 4, 1, { minLast: 4 }).batchesPerEpoch, 1, 'a single short batch has nothing to join');
 });
