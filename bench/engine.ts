@@ -13,11 +13,10 @@
 // Each figure is the best run; the median is shown beside it, as the machine may be
 // shared, and with one thread also the GFLOP/s over the best process CPU time
 // (cpu_gflops, torch_cpu_gflops), which time spent descheduled does not spoil.
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { native } from '../src/native.js';
-import { repoRoot } from '../src/util/paths.js';
 import { Reporter, type BenchOptions } from './report.js';
+import { timeRuns, type Timing } from './timing.js';
+import { torchBaseline } from './torch-python.js';
 
 interface Product {
   name: string;
@@ -84,14 +83,6 @@ function gpt2Products(s: Settings): Product[] {
 
 const flops = (p: Product) => 2 * p.M * p.N * p.K;
 
-interface Timing {
-  best: number;
-  median: number;
-  /** Best CPU time of the whole process per run: on a shared machine, the one-thread
-   *  figure that time spent descheduled does not spoil. */
-  cpu: number;
-}
-
 function randomArray(n: number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = Math.random() * 2 - 1;
@@ -101,65 +92,14 @@ function randomArray(n: number): Float32Array {
 function timeOwn(p: Product, s: Settings): Timing {
   const A = randomArray(p.M * p.K), B = randomArray(p.K * p.N), C = new Float32Array(p.M * p.N);
   const lda = p.transA ? p.M : p.K, ldb = p.transB ? p.K : p.N;
-  const run = () => native.gemm(p.transA, p.transB, p.M, p.N, p.K, 1, A, lda, B, ldb, 0, C, p.N);
-  run(); // warm-up: first touch of C, thread pool start, packing buffers
-  const times: number[] = [];
-  let cpu = Infinity;
-  const start = performance.now();
-  while (times.length < s.reps && (times.length < 2 || performance.now() - start < s.minSeconds * 1000)) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    run();
-    times.push((performance.now() - t0) / 1000);
-    const c = process.cpuUsage(c0);
-    cpu = Math.min(cpu, (c.user + c.system) / 1e6);
-  }
-  times.sort((a, b) => a - b);
-  return { best: times[0], median: times[Math.floor(times.length / 2)], cpu };
-}
-
-function pythonCandidates(s: Settings): string[] {
-  return s.python ? [s.python] : ['/work/venv/bin/python', 'python3'];
-}
-
-function findPython(s: Settings): string | null {
-  for (const py of pythonCandidates(s)) {
-    const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
-    if (r.status === 0) return py;
-  }
-  return null;
-}
-
-/** torch's GFLOP/s keyed by `${name}|${threads}`, or null with a printed note when torch is missing. */
-function torchBaseline(products: Product[], s: Settings): Map<string, Timing> | null {
-  if (!s.torch) return null;
-  const py = findPython(s);
-  if (!py) {
-    console.error(`bench engine: no Python with torch found (tried ${pythonCandidates(s).join(', ')}); skipping the PyTorch baseline`);
-    return null;
-  }
-  const spec = { threads: s.threads, min_seconds: s.minSeconds, max_reps: s.reps, products };
-  const r = spawnSync(py, [join(repoRoot, 'bench', 'torch_gemm.py')], {
-    input: JSON.stringify(spec), encoding: 'utf8', timeout: 1_800_000, maxBuffer: 1 << 24,
-  });
-  if (r.status !== 0) {
-    console.error(`bench engine: bench/torch_gemm.py failed (status ${r.status}): ${r.stderr || r.error?.message}; skipping the PyTorch baseline`);
-    return null;
-  }
-  const out = new Map<string, Timing>();
-  for (const line of r.stdout.split('\n')) {
-    if (!line.trim()) continue;
-    const m = JSON.parse(line) as { name: string; threads: number; seconds: number; median: number; cpu_seconds: number };
-    out.set(`${m.name}|${m.threads}`, { best: m.seconds, median: m.median, cpu: m.cpu_seconds });
-  }
-  return out;
+  return timeRuns(() => native.gemm(p.transA, p.transB, p.M, p.N, p.K, 1, A, lda, B, ldb, 0, C, p.N), { reps: s.reps, minSeconds: s.minSeconds, minRuns: 2 });
 }
 
 export async function run(opts: BenchOptions): Promise<void> {
   const s = parseArgs(opts.args);
   const products = gpt2Products(s);
   const rep = new Reporter(opts);
-  const torch = torchBaseline(products, s);
+  const torch = s.torch ? torchBaseline('engine', 'torch_gemm.py', { threads: s.threads, min_seconds: s.minSeconds, max_reps: s.reps, products }, s.python) : null;
   const blas = native.capability.blas;
   const backends: Array<'own' | 'blas'> = blas === 'own' ? ['own'] : ['own', 'blas'];
   const defaultBackend = native.getGemmBackend();

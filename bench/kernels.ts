@@ -10,12 +10,11 @@
 // Each figure is the best run (the machine may be shared); the median is shown beside it,
 // and with one thread also the best process CPU time (cpu_ms, torch_cpu_ms), which time
 // spent descheduled does not spoil.
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { native } from '../src/native.js';
-import { repoRoot } from '../src/util/paths.js';
 import { Reporter, type BenchOptions } from './report.js';
+import { timeRuns } from './timing.js';
+import { torchBaseline } from './torch-python.js';
 
 /** One timed kernel; `kind` and `dims` are what bench/torch_kernels.py reads. */
 export interface KernelCase {
@@ -176,75 +175,17 @@ function prepare(c: KernelCase): () => void {
   }
 }
 
-interface Timing {
-  best: number;
-  median: number;
-  /** Best CPU time of the whole process per run (meaningful with one thread). */
-  cpu: number;
-}
-
-function timeIt(run: () => void, s: Settings): Timing {
-  run(); // warm-up: first touch of outputs, thread team start
-  const times: number[] = [];
-  let cpu = Infinity;
-  const start = performance.now();
-  while (times.length < s.reps && (times.length < 3 || performance.now() - start < s.minSeconds * 1000)) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    run();
-    times.push((performance.now() - t0) / 1000);
-    const c = process.cpuUsage(c0);
-    cpu = Math.min(cpu, (c.user + c.system) / 1e6);
-  }
-  times.sort((a, b) => a - b);
-  return { best: times[0], median: times[Math.floor(times.length / 2)], cpu };
-}
-
-function findPython(s: Settings): string | null {
-  const candidates = s.python ? [s.python] : ['/work/venv/bin/python', 'python3'];
-  for (const py of candidates) {
-    const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
-    if (r.status === 0) return py;
-  }
-  return null;
-}
-
-/** torch's timings keyed by `${name}|${threads}`, or null with a note when torch is missing. */
-function torchBaseline(cases: KernelCase[], s: Settings): Map<string, Timing> | null {
-  if (!s.torch) return null;
-  const py = findPython(s);
-  if (!py) {
-    console.error('bench kernels: no Python with torch found (tried --python, /work/venv/bin/python, python3); skipping the PyTorch baseline');
-    return null;
-  }
-  const spec = { threads: s.threads, min_seconds: s.minSeconds, max_reps: s.reps, cases };
-  const r = spawnSync(py, [join(repoRoot, 'bench', 'torch_kernels.py')], {
-    input: JSON.stringify(spec), encoding: 'utf8', timeout: 1_800_000, maxBuffer: 1 << 24,
-  });
-  if (r.status !== 0) {
-    console.error(`bench kernels: bench/torch_kernels.py failed (status ${r.status}): ${r.stderr || r.error?.message}; skipping the PyTorch baseline`);
-    return null;
-  }
-  const out = new Map<string, Timing>();
-  for (const line of r.stdout.split('\n')) {
-    if (!line.trim()) continue;
-    const m = JSON.parse(line) as { name: string; threads: number; seconds: number; median: number; cpu_seconds: number };
-    out.set(`${m.name}|${m.threads}`, { best: m.seconds, median: m.median, cpu: m.cpu_seconds });
-  }
-  return out;
-}
-
 export async function run(opts: BenchOptions): Promise<void> {
   const s = parseArgs(opts.args);
   const cases = CASES.filter((c) => !s.only || c.name.includes(s.only));
   const rep = new Reporter(opts);
-  const torch = torchBaseline(cases, s);
+  const torch = s.torch ? torchBaseline('kernels', 'torch_kernels.py', { threads: s.threads, min_seconds: s.minSeconds, max_reps: s.reps, cases }, s.python) : null;
   const before = native.getThreads();
   const totals = new Map<number, { ours: number; torch: number }>();
   for (const threads of s.threads) {
     native.setThreads(threads);
     for (const c of cases) {
-      const ours = timeIt(prepare(c), s);
+      const ours = timeRuns(prepare(c), { reps: s.reps, minSeconds: s.minSeconds, minRuns: 3 });
       const t = torch?.get(`${c.name}|${threads}`);
       const figures: Record<string, number | string> = {
         ms: ours.best * 1e3, median_ms: ours.median * 1e3, gb_s: c.bytes / ours.best * 1e-9,

@@ -11,10 +11,10 @@
 // V 50257, T 256, B 4); AdamW(lr 3e-4, betas 0.9/0.95, wd 0.1); generation
 // batch 8, prompt 64, 64 new tokens, greedy, median of 3.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Reporter, type BenchOptions } from './report.js';
+import { TORCH_REF, TUNED_ENV, torchRefPython } from './torch-python.js';
 
 const exec = promisify(execFile);
 
@@ -23,8 +23,6 @@ const CONFIGS: Record<string, { layers: number; heads: number; hidden: number; v
   'gpt2-small': { layers: 12, heads: 12, hidden: 768, vocab: 50257, seq: 256, batch: 4, steps: 3 },
 };
 const GEN = { batch: 8, prompt: 64, newTokens: 64, reps: 3 };
-const TORCH_REF = '/work/shared/bench/torch_ref.py';
-const PYTHONS = ['/work/venv/bin/python', '/usr/bin/python3'];
 
 interface WorkerResult {
   tokens_per_s: number;
@@ -82,30 +80,11 @@ async function worker(kind: string, config: string, threads: number): Promise<Wo
   return { tokens_per_s: (B * N) / (total / 1000), total_ms: total, peak_rss_mb: process.resourceUsage().maxRSS / 1024 };
 }
 
-// torch_ref.py's `--env tuned` for its children; the same for ours. Passive OpenMP waiting matters most:
-// on a shared machine a spinning thread pool turns every small (decode-sized) kernel into a wait for the
-// scheduler (measured here: KV-cache generation 15x slower without it).
-const TUNED_ENV = { OMP_WAIT_POLICY: 'PASSIVE', MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '17179869184' };
-
 async function quartet(kind: string, config: string, threads: number): Promise<WorkerResult> {
   const self = fileURLToPath(import.meta.url);
   const env = { ...process.env, ...TUNED_ENV };
   const { stdout } = await exec(process.execPath, [self, '--worker', kind, config, String(threads)], { maxBuffer: 1 << 20, env });
   return JSON.parse(stdout.trim().split('\n').pop()!) as WorkerResult;
-}
-
-async function findTorch(): Promise<string | null> {
-  if (!existsSync(TORCH_REF)) return null;
-  for (const py of PYTHONS) {
-    if (!existsSync(py)) continue;
-    try {
-      await exec(py, ['-c', 'import torch']);
-      return py;
-    } catch {
-      // no torch in this interpreter
-    }
-  }
-  return null;
 }
 
 /** torch_ref.py's figures for one measurement, with the peak RSS of its measuring child process. */
@@ -141,8 +120,7 @@ export async function run(opts: BenchOptions): Promise<void> {
   for (const c of configs) if (!CONFIGS[c]) throw new Error(`bench model: unknown config '${c}' (have: ${Object.keys(CONFIGS).join(', ')})`);
   for (const k of kinds) if (k !== 'train' && k !== 'gen') throw new Error(`bench model: unknown measurement '${k}' (train, gen)`);
   const rep = new Reporter(opts);
-  const py = await findTorch();
-  if (!py) console.error(`bench model: no python with torch (tried ${PYTHONS.join(', ')}) or no ${TORCH_REF}: the PyTorch baseline is skipped`);
+  const py = torchRefPython('model');
   for (const config of configs) {
     for (const kind of kinds) {
       const q = await quartet(kind, config, threads);

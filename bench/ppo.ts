@@ -15,7 +15,7 @@
 // step k trains, one step off-policy); its phase times overlap, so only the
 // end-to-end time per step compares with PyTorch's.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,11 +26,9 @@ import { runPaths } from '../src/coordinator/run-dir.js';
 import { initModelFolder } from '../src/models/init.js';
 import { startRuntime } from '../src/runtime/index.js';
 import { Reporter, type BenchOptions } from './report.js';
+import { TORCH_REF, TUNED_ENV, torchRefPython } from './torch-python.js';
 
 const exec = promisify(execFile);
-const TORCH_REF = '/work/shared/bench/torch_ref.py';
-const PYTHONS = ['/work/venv/bin/python', '/usr/bin/python3'];
-const TUNED_ENV = { OMP_WAIT_POLICY: 'PASSIVE', MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '17179869184' };
 const SHAPE = { layers: 4, heads: 4, hidden: 256, vocab: 8192, batch: 8, prompt: 64, newTokens: 64 };
 
 interface Phases {
@@ -105,20 +103,6 @@ async function quartetPpo(steps: number, layout: string, overlap: boolean): Prom
   }
 }
 
-async function findTorch(): Promise<string | null> {
-  if (!existsSync(TORCH_REF)) return null;
-  for (const py of PYTHONS) {
-    if (!existsSync(py)) continue;
-    try {
-      await exec(py, ['-c', 'import torch']);
-      return py;
-    } catch {
-      // no torch in this interpreter
-    }
-  }
-  return null;
-}
-
 async function torchPpo(py: string, steps: number): Promise<Phases> {
   const { stdout } = await exec(py, [TORCH_REF, '--threads', '2', '--bench', 'ppo', '--config', 'tiny', '--ppo-steps', String(steps)], { maxBuffer: 1 << 22 });
   const rec = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, number>).find((r) => (r.bench as unknown) === 'ppo');
@@ -138,8 +122,7 @@ export async function run(opts: BenchOptions): Promise<void> {
   if (!Number.isInteger(steps) || steps < 1) throw new Error('bench ppo: --steps must be a positive integer');
   if (layout !== 'split' && layout !== 'shared') throw new Error(`bench ppo: --layout must be split or shared, got '${layout}'`);
   const rep = new Reporter(opts);
-  const py = await findTorch();
-  if (!py) console.error(`bench ppo: no python with torch (tried ${PYTHONS.join(', ')}) or no ${TORCH_REF}: the PyTorch baseline is skipped`);
+  const py = torchRefPython('ppo');
   const overlap = opts.args.includes('--overlap');
   const q = await quartetPpo(steps, layout, overlap);
   const t = py ? await torchPpo(py, steps) : null;

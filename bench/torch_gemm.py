@@ -11,23 +11,10 @@ BLAS (no copies), so the products are the ones a torch training step runs.
 """
 import json
 import sys
-import time
 
 import torch
 
-
-def time_product(a, b, out, min_seconds, max_reps):
-    torch.mm(a, b, out=out)  # warm-up: first-touch of out, BLAS thread start
-    times, cpu = [], float("inf")
-    start = time.perf_counter()
-    while len(times) < max_reps and (len(times) < 2 or time.perf_counter() - start < min_seconds):
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        torch.mm(a, b, out=out)
-        times.append(time.perf_counter() - t0)
-        cpu = min(cpu, time.process_time() - c0)
-    times.sort()
-    return times[0], times[len(times) // 2], cpu
+from torch_common import emit, time_runs
 
 
 def main():
@@ -43,9 +30,8 @@ def main():
             a = a.t() if p["transA"] else a
             b = b.t() if p["transB"] else b
             out = torch.empty(M, N)
-            best, median, cpu = time_product(a, b, out, spec["min_seconds"], spec["max_reps"])
-            print(json.dumps({"name": p["name"], "threads": threads, "seconds": best, "median": median,
-                              "cpu_seconds": cpu, "gflops": 2.0 * M * N * K / best * 1e-9}), flush=True)
+            best, median, cpu = time_runs(lambda: torch.mm(a, b, out=out), spec["min_seconds"], spec["max_reps"], 2)
+            emit(p["name"], threads, best, median, cpu, gflops=2.0 * M * N * K / best * 1e-9)
 
 
 if __name__ == "__main__":

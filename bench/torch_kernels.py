@@ -19,9 +19,10 @@ What each kind is compared with (the ops autograd calls, not a Python compositio
 """
 import json
 import sys
-import time
 
 import torch
+
+from torch_common import emit, time_runs
 
 aten = torch.ops.aten
 
@@ -101,21 +102,6 @@ def adamw(n, fused):
     return opt.step
 
 
-def time_case(run, min_seconds, max_reps):
-    run()  # warm-up
-    times = []
-    cpu = float('inf')
-    start = time.perf_counter()
-    while len(times) < max_reps and (len(times) < 3 or time.perf_counter() - start < min_seconds):
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-        cpu = min(cpu, time.process_time() - c0)
-    times.sort()
-    return times[0], times[len(times) // 2], cpu
-
-
 def main():
     spec = json.load(sys.stdin)
     torch.manual_seed(0)
@@ -123,9 +109,8 @@ def main():
         torch.set_num_threads(threads)
         for c in spec['cases']:
             with torch.no_grad():
-                best, median, cpu = time_case(prepare(c['kind'], c['dims']), spec['min_seconds'], spec['max_reps'])
-            print(json.dumps({'name': c['name'], 'threads': threads, 'seconds': best, 'median': median,
-                              'cpu_seconds': cpu}), flush=True)
+                best, median, cpu = time_runs(prepare(c['kind'], c['dims']), spec['min_seconds'], spec['max_reps'], 3)
+            emit(c['name'], threads, best, median, cpu)
 
 
 if __name__ == '__main__':
