@@ -16,7 +16,7 @@
 // keeps it (ending the answer is part of the answer).
 import type { Config } from '../config/defaults.js';
 import type { StepData } from '../data/datasets.js';
-import { BatchIterator, rmBatch } from '../data/batches.js';
+import { BatchIterator, batchesPerEpoch, rmBatch } from '../data/batches.js';
 import type { RmPairs } from '../data/examples.js';
 import type { Roles, Tensors } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
@@ -41,9 +41,10 @@ export interface DpoResult {
   output: string;
 }
 
-export function dpoTotalSteps(config: Config, pairs: number): number {
+/** Optimizer steps of the DPO phase over `replicas` actor replicas (a last batch with fewer pairs than replicas joins the one before). */
+export function dpoTotalSteps(config: Config, pairs: number, replicas: number): number {
   const { dpo } = config;
-  const all = Math.ceil(pairs / (dpo.batchSize * dpo.gradAccum)) * dpo.epochs;
+  const all = batchesPerEpoch(pairs, dpo.batchSize * dpo.gradAccum, { minLast: replicas }) * dpo.epochs;
   return dpo.maxSteps > 0 ? Math.min(dpo.maxSteps, all) : all;
 }
 
@@ -133,9 +134,10 @@ export async function runDpo(roles: Roles, config: Config, data: StepData<RmPair
   const { dpo } = config;
   const log = hooks.log ?? (() => {});
   const pairs = data.train.promptLens.length;
-  const total = dpoTotalSteps(config, pairs);
+  const replicas = roles.group('actor').size;
+  const total = dpoTotalSteps(config, pairs, replicas);
   if (total === 0) throw new Error(`dpo: no training pairs (data gave ${pairs} pairs with a rejected answer for the rm share)`);
-  const it = new BatchIterator(pairs, dpo.batchSize * dpo.gradAccum, config.seed, { epochs: dpo.epochs });
+  const it = new BatchIterator(pairs, dpo.batchSize * dpo.gradAccum, config.seed, { epochs: dpo.epochs, minLast: replicas });
   const microBatch = perReplica(roles, 'actor', dpo.batchSize);
   const hasEval = data.eval.promptLens.length > 0;
   const empty: DpoEval = { loss: null, accuracy: null, chosenReward: null, rejectedReward: null, margin: null, pairs: 0 };
@@ -157,7 +159,7 @@ export async function runDpo(roles: Roles, config: Config, data: StepData<RmPair
     const r = await roles.group('actor').call('train_dpo', {
       meta: { lr, weightDecay: dpo.weightDecay, gradClip: config.actor.gradClip, microBatch, beta: dpo.beta, labelSmoothing: dpo.labelSmoothing },
       tensors,
-    });
+    }, { allReplicas: true });
     const seconds = (performance.now() - t0) / 1000;
     step++;
     const figures: Figures = {

@@ -103,7 +103,7 @@ t.test('runDpo: reference sums over answer tokens reach train_dpo; steps, shapes
   const out = join(root, 'a');
   const res = await runDpo(r, cfg, data, `${out}/dpo`, { progress: false, metrics: { write: (phase, step, figures) => rows.push({ phase, step, figures }) } });
 
-  const total = dpoTotalSteps(cfg, 13);
+  const total = dpoTotalSteps(cfg, 13, 2);
   t.equal(total, 4, '13 pairs in steps of 8 for 2 epochs: 2 + 2 steps');
   t.equal(res.steps, total);
   const trains = calls.filter((c) => c.method === 'train_dpo');
@@ -164,6 +164,15 @@ t.test('runDpo: shouldStop ends the phase after the current step, and the actor 
   t.equal(res.steps, 1);
   t.equal(calls.filter((c) => c.method === 'eval_dpo').length, 0, 'no eval rows: no evaluation');
   t.equal(calls.filter((c) => c.method === 'save').length, 1);
+});
+
+t.test('runDpo: a last batch with fewer pairs than actor replicas joins the one before', async (t) => {
+  const data: StepData<RmPairs> = { train: pairsOf(9, 100).ex, eval: pairsOf(0, 0).ex, report: { datasets: [], skipped: [], stats: { promptsTruncated: 0, answersTruncated: 0, withoutRejected: 0 } }, padId: PAD };
+  const { roles: r, calls } = roles();
+  const res = await runDpo(r, config(), data, join(root, 'c', 'dpo'), { progress: false });
+  t.equal(res.steps, 2, '9 pairs in steps of 8 over 2 replicas: one step of 9 per epoch');
+  const trains = calls.filter((c) => c.method === 'train_dpo');
+  t.same(trains.map((c) => [c.replica, c.req.tensors.chosen_ids.shape[0]]), [[0, 5], [1, 4], [0, 5], [1, 4]], 'both replicas get rows at every step');
 });
 
 t.test('answerTargets: the next-token targets at and after the prompt that are real tokens', (t) => {
