@@ -96,6 +96,13 @@ function writeRunSummary(paths: RunPaths, r: TrainResult, times: Record<string, 
   let summary: RunSummary = {};
   if (existsSync(file)) summary = readSummary(file).summary;
   if (r.rm) summary.rm = { ...summary.rm, accuracy: r.rm.evalAfter.accuracy ?? undefined, pairs: r.rm.trainPairs };
+  if (r.dpo) {
+    const round = (v: number | null) => (v === null ? undefined : Number(v.toFixed(4)));
+    summary.dpo = {
+      eval_accuracy: round(r.dpo.evalAfter.accuracy), eval_margin: round(r.dpo.evalAfter.margin),
+      eval_loss_before: round(r.dpo.evalBefore.loss), eval_loss_after: round(r.dpo.evalAfter.loss), pairs: r.dpo.trainPairs,
+    };
+  }
   if (r.ppo) {
     summary.reward = { ...summary.reward, before: r.ppo.firstReward ?? undefined, after: r.ppo.lastReward ?? undefined };
     if (r.ppo.lastKl !== null) summary.kl = { final: r.ppo.lastKl };

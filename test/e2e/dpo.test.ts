@@ -65,6 +65,9 @@ t.test('quartet train --steps sft,dpo: DPO raises the held-out preference for ch
   m.dispose();
   t.ok(existsSync(join(out, 'dpo', 'tokenizer.json')), 'with the tokenizer of its source');
   t.match(readFileSync(join(out, 'state.json'), 'utf8'), /"dpo"/, 'the run state marks dpo done');
+  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { dpo?: { eval_accuracy?: number } };
+  t.equal(summary.dpo?.eval_accuracy, Number((last.eval_accuracy as number).toFixed(4)), 'summary.json holds the final held-out accuracy');
+  t.match(readFileSync(join(out, 'report.html'), 'utf8'), /DPO implicit-reward accuracy/, 'the report charts the DPO accuracy');
 
   // The step alone, from the SFT output, as `quartet dpo`.
   const alone = join(dir, 'alone');
