@@ -31,10 +31,10 @@ export const demoDefaults: DemoOptions = {
 
 /** Small settings for the CI test: the same pipeline in a few minutes. */
 export const ciDemoOptions: DemoOptions = {
-  data: { sftExamples: 2000, rmPrompts: 6000, evalPrompts: 64 },
+  data: { sftExamples: 2000, rmPrompts: 9000, evalPrompts: 64 },
   model: { layers: 2, hidden: 128, heads: 4 },
-  pretrain: { steps: 250, batchSize: 32, lr: 3e-3, warmup: 20 },
-  pairs: { prompts: 6000, batchSize: 256, temperature: 1 },
+  pretrain: { steps: 400, batchSize: 32, lr: 3e-3, warmup: 20 },
+  pairs: { prompts: 9000, batchSize: 256, temperature: 1 },
   rmEvalFraction: 0.1,
   evaluate: { batchSize: 64, samples: 3 },
 };

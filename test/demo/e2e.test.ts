@@ -12,13 +12,16 @@ import { ciDemoOptions, ciStepFlags } from '../../src/demo/options.js';
 import { runDemoWith } from '../../src/demo/run.js';
 import { readSummary } from '../../src/report/summary.js';
 
-// Calibration (these settings, loaded 2-core machine): seed 1 gold -0.05 -> 0.97
-// (rise 1.02), RM accuracy 0.685; seed 2 gold -0.09 -> 0.69 (rise 0.78), RM
-// accuracy 0.694. Each margin is about half of the smallest observed.
+// Calibration (these settings, on the loaded 2-core development machine, 6 min
+// each): gold before -> after and RM accuracy were, by seed,
+//   1: -0.05 -> 0.41, 0.769    2: 0.22 -> 0.67, 0.749
+//   3:  0.03 -> 0.45, 0.744    4: 0.02 -> 1.00, 0.856
+// The rise margin is about half of the smallest rise (0.42); without PPO's
+// effect the difference is 0 within about +-0.2 on 64 prompts.
 /** Gold score (mean AFINN per answer) gained by PPO. */
-const MIN_GOLD_RISE = 0.4;
-/** Held-out pairwise accuracy of the reward model: chance is 0.5, and with ~250 held-out pairs its spread is about 0.03. */
-const MIN_RM_ACCURACY = 0.6;
+const MIN_GOLD_RISE = 0.2;
+/** Held-out pairwise accuracy of the reward model: chance is 0.5, and with ~350 held-out pairs its spread is under 0.03. */
+const MIN_RM_ACCURACY = 0.65;
 
 t.test('the demo trains through all steps and PPO raises the gold score', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'quartet-demo-e2e-'));
