@@ -15,6 +15,7 @@ import { sha256 } from '../data/cache.js';
 import { initModelFolder } from '../models/init.js';
 import { QTokenizer } from '../models/tokenizer.js';
 import { startRuntime } from '../runtime/index.js';
+import { useAllCores } from './placement.js';
 import { Progress } from '../util/progress.js';
 import { BpeEncoder } from './bpe-encoder.js';
 import type { DemoData } from './data.js';
@@ -116,6 +117,7 @@ export async function pretrainBase(data: DemoData, o: DemoOptions, config: Confi
   const cfg: Config = structuredClone(config);
   cfg.actor.model = initDir;
   cfg.sft.dropout = false;
+  useAllCores(cfg, 'actor');
   const rt = await startRuntime(placementPlan(cfg, 'sft'), { runDir: hooks.runDir, echo: null });
   const metrics: Manifest['metrics'] = [];
   const losses: number[] = [];
