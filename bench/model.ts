@@ -82,7 +82,9 @@ async function worker(kind: string, config: string, threads: number): Promise<Wo
 
 async function quartet(kind: string, config: string, threads: number): Promise<WorkerResult> {
   const self = fileURLToPath(import.meta.url);
-  const env = { ...process.env, ...TUNED_ENV };
+  // Quartet runs with its own OpenMP default (src/native.ts); only the malloc settings are shared.
+  const { OMP_WAIT_POLICY: _passive, ...malloc } = TUNED_ENV;
+  const env = { ...process.env, ...malloc };
   const { stdout } = await exec(process.execPath, [self, '--worker', kind, config, String(threads)], { maxBuffer: 1 << 20, env });
   return JSON.parse(stdout.trim().split('\n').pop()!) as WorkerResult;
 }
