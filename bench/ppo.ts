@@ -70,7 +70,10 @@ function benchConfig(dir: string, layout: string): Config {
 
 async function quartetPpo(steps: number, layout: string, overlap: boolean): Promise<Phases & { answer_tokens: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'q-bench-ppo-'));
-  Object.assign(process.env, TUNED_ENV); // inherited by the role processes, as torch_ref sets it for its child
+  // The role processes inherit the malloc settings torch_ref gives its child, and keep
+  // Quartet's own OpenMP default (src/native.ts) rather than passive waiting.
+  const { OMP_WAIT_POLICY: _passive, ...malloc } = TUNED_ENV;
+  Object.assign(process.env, malloc);
   try {
     const model = join(dir, 'model');
     initModelFolder(model, { modelType: 'gpt2', layers: SHAPE.layers, hidden: SHAPE.hidden, heads: SHAPE.heads, vocab: SHAPE.vocab, maxPositions: 256, seed: 1234 });
