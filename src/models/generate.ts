@@ -74,11 +74,51 @@ function argmax(row: Float32Array): number {
 }
 
 function sampleRow(row: Float32Array, opts: GenerateOptions, rng: Rng): number {
-  const V = row.length;
   const temp = opts.temperature ?? 1;
+  const topK = opts.topK ?? 0;
+  const topP = opts.topP ?? 1;
+  if ((topK > 0 && topK < row.length) || topP < 1) return sampleFiltered(row, temp, topK, topP, rng);
+  return samplePlain(row, temp, rng);
+}
+
+let scratch = new Float64Array(0);
+
+/**
+ * Sampling without top-k/top-p, the hot path of PPO rollouts: the same float64
+ * arithmetic as sampleFiltered (so the same token for the same seed), in three
+ * passes over one reused buffer instead of five over fresh arrays.
+ */
+function samplePlain(row: Float32Array, temp: number, rng: Rng): number {
+  const V = row.length;
+  if (scratch.length < V) scratch = new Float64Array(V);
+  const p = scratch;
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) {
+    const x = row[v] / temp;
+    if (x > max) max = x;
+  }
+  let z = 0;
+  for (let v = 0; v < V; v++) {
+    const x = row[v] / temp;
+    p[v] = x === -Infinity ? 0 : Math.exp(x - max);
+    z += p[v];
+  }
+  const u = rng.uniform();
+  let cum = 0;
+  let last = 0;
+  for (let v = 0; v < V; v++) {
+    if (p[v] === 0) continue;
+    cum += p[v] / z;
+    last = v;
+    if (u < cum) return v;
+  }
+  return last;
+}
+
+function sampleFiltered(row: Float32Array, temp: number, topK: number, topP: number, rng: Rng): number {
+  const V = row.length;
   const s = new Float64Array(V);
   for (let v = 0; v < V; v++) s[v] = row[v] / temp;
-  const topK = opts.topK ?? 0;
   if (topK > 0 && topK < V) {
     // transformers keeps every score >= the k-th largest (ties with it survive).
     const kth = Float64Array.from(s).sort()[V - topK];
@@ -93,7 +133,6 @@ function sampleRow(row: Float32Array, opts: GenerateOptions, rng: Rng): number {
     z += p[v];
   }
   for (let v = 0; v < V; v++) p[v] /= z;
-  const topP = opts.topP ?? 1;
   if (topP < 1) {
     // transformers: sort ascending, drop tokens whose cumulative probability is <= 1 - top_p, keep at least one.
     const order = sortedDesc(p, V).reverse();
