@@ -6,7 +6,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, relative } from 'node:path';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
-import { BadRowError, toRow, type BadRows, type RawRow } from './rows.js';
+import { BadRowError, toRow, type BadRows, type RawRow, type RowOrigin } from './rows.js';
 
 export type SplitName = 'train' | 'test';
 
@@ -67,19 +67,7 @@ function parseJsonLines(file: string, text: string, bad: BadRows): RawRow[] {
     const line = lines[i].trim();
     if (line === '') continue;
     const origin = { file, line: i + 1, unit: 'line' as const };
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (err) {
-      bad.report(new BadRowError(origin, `not valid JSON (${(err as Error).message})`));
-      continue;
-    }
-    try {
-      rows.push(toRow(value, origin));
-    } catch (err) {
-      if (err instanceof BadRowError) bad.report(err);
-      else throw err;
-    }
+    pushRow(rows, line, origin, bad);
   }
   return rows;
 }
@@ -126,19 +114,7 @@ function parseJson(file: string, text: string, bad: BadRows): RawRow[] {
   const rows: RawRow[] = [];
   for (const el of jsonArrayElements(text)) {
     const origin = { file, line: el.line, unit: 'line' as const };
-    let value: unknown;
-    try {
-      value = JSON.parse(el.text);
-    } catch (err) {
-      bad.report(new BadRowError(origin, `not valid JSON (${(err as Error).message})`));
-      continue;
-    }
-    try {
-      rows.push(toRow(value, origin));
-    } catch (err) {
-      if (err instanceof BadRowError) bad.report(err);
-      else throw err;
-    }
+    pushRow(rows, el.text, origin, bad);
   }
   return rows;
 }
@@ -181,5 +157,22 @@ export async function parseDataFile(file: string, bytes: Buffer, bad: BadRows): 
     case '.jsonl': return parseJsonLines(file, bytes.toString('utf8'), bad);
     case '.json': return parseJson(file, bytes.toString('utf8'), bad);
     default: throw new Error(`${basename(file)}: unsupported data file type`);
+  }
+}
+
+/** Parses one JSON row; a bad one is reported with its origin and skipped (or thrown, as `bad` says). */
+function pushRow(rows: RawRow[], text: string, origin: RowOrigin, bad: BadRows): void {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    bad.report(new BadRowError(origin, `not valid JSON (${(err as Error).message})`));
+    return;
+  }
+  try {
+    rows.push(toRow(value, origin));
+  } catch (err) {
+    if (err instanceof BadRowError) bad.report(err);
+    else throw err;
   }
 }

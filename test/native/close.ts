@@ -2,6 +2,7 @@
 // NaN matching NaN and infinities matching exactly. On failure the message names the
 // first bad element and the largest difference, llm.c style, so a mismatch is readable.
 import type { Test } from 'tap';
+import { mulberry32 } from '../../src/util/mulberry32.js';
 
 export interface Tolerance {
   rtol: number;
@@ -51,16 +52,7 @@ export function sameBits(a: Float32Array, b: Float32Array): boolean {
 }
 
 /** A small seeded generator (mulberry32) so kernel tests are reproducible. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** n normal(0, scale) floats from a seeded generator. */
 export function randn(n: number, seed: number, scale = 1): Float32Array {

@@ -11,22 +11,12 @@
 // which a wrong index, a dropped K block or a beta applied twice exceeds by
 // orders of magnitude.
 import t from 'tap';
+import { rng } from './close.js';
 import { native } from '../../src/native.js';
 
 const U = 2 ** -24;
 const TOL_ULPS = 16;
 
-// A small deterministic generator (mulberry32), so a failure can be replayed.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomArray(n: number, seed: number): Float32Array {
   const r = rng(seed);
