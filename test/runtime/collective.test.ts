@@ -31,20 +31,35 @@ import(workerData.url).then(async ({ openCollective }) => {
       out.push(round);
     }
     parentPort.postMessage({ out });
+    // Stay up until the test says every replica has its result: zeromq may still be sending
+    // this replica's frames, and a worker's buffers are freed the moment it exits (replicas in
+    // a run are long-lived processes, so this only matters to a test made of threads).
+    await new Promise((resolve) => parentPort.once('message', resolve));
   } finally {
     c.close();
   }
 }).catch((e) => parentPort.postMessage({ error: String(e && e.stack || e) }));
 `;
 
-function runReplica(spec: CollectiveSpec, rank: number, rounds: Float32Array[][]): { worker: Worker; result: Promise<Float32Array[][]> } {
+function runReplica(spec: CollectiveSpec, rank: number, rounds: Float32Array[][]): { worker: Worker; result: Promise<Float32Array[][]>; exited: Promise<void> } {
   const worker = new Worker(workerSource, { eval: true, workerData: { url: pathToFileURL(distPath('src/runtime/collective.js')).href, spec, rank, rounds } });
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   const result = new Promise<Float32Array[][]>((resolve, reject) => {
     worker.once('message', (m: { out?: Float32Array[][]; error?: string }) => (m.error ? reject(new Error(`replica ${rank}: ${m.error}`)) : resolve(m.out!)));
     worker.once('error', reject);
     worker.once('exit', (code) => reject(new Error(`replica ${rank} exited with code ${code} before answering`)));
   });
-  return { worker, result };
+  return { worker, result, exited };
+}
+
+/** Lets replica workers close their collectives and exit (terminating any that do not within 5 s). */
+async function closeReplicas(replicas: { worker: Worker; exited: Promise<void> }[]): Promise<void> {
+  await Promise.all(replicas.map(async ({ worker, exited }) => {
+    worker.postMessage('close');
+    const timer = setTimeout(() => void worker.terminate(), 5000);
+    await exited;
+    clearTimeout(timer);
+  }));
 }
 
 const SIZES = [1, 7, 1000, 65_537];
@@ -57,7 +72,7 @@ t.test('three worker threads average random buffers to the float64 mean, bit-ide
   // Values spread over several magnitudes, as gradients are.
   const inputs = [...Array(N)].map(() => [...Array(ROUNDS)].map(() => SIZES.map((n) => Float32Array.from({ length: n }, () => (rng.uniform() - 0.5) * 10 ** Math.floor(rng.uniform() * 6 - 3)))));
   const replicas = inputs.map((rounds, r) => runReplica(spec, r, rounds));
-  t.teardown(() => Promise.all(replicas.map((x) => x.worker.terminate())));
+  t.teardown(() => closeReplicas(replicas));
   const outs = await Promise.all(replicas.map((x) => x.result));
   let worst = 0;
   for (let k = 0; k < ROUNDS; k++) {
