@@ -11,21 +11,8 @@
 // its longest answer.
 import { answerMask, sliceAnswers } from './ppo-math.js';
 
-export interface Experience {
-  /** Sequences. */
-  B: number;
-  /** Sequence width: P + A. */
-  T: number;
-  /** Prompt width (left-padded). */
-  P: number;
-  /** Answer width: the longest answer. */
-  A: number;
-  /** [B, T] token ids; pads after an answer hold padId. */
-  ids: Int32Array;
-  /** [B, T] 1 on the prompt's real tokens and the answer's tokens. */
-  mask: Int32Array;
-  /** [B] answer tokens per row (the stopping end-of-text token counts). */
-  answerLens: Int32Array;
+/** One batch of experience, from generation to training (OpenRLHF's Experience record). */
+export interface Experience extends Trimmed {
   /** [B, A] actor log-probs at generation time. */
   logprobs: Float32Array;
   /** [B, A] reference log-probs. */
@@ -44,12 +31,19 @@ export interface Experience {
 
 /** Generated sequences narrowed to `rows` and to the longest kept answer, with a mask that ends at each answer. */
 export interface Trimmed {
+  /** Sequences. */
   B: number;
+  /** Sequence width: P + A. */
   T: number;
+  /** Prompt width (left-padded). */
   P: number;
+  /** Answer width: the longest answer. */
   A: number;
+  /** [B, T] token ids; pads after an answer hold padId. */
   ids: Int32Array;
+  /** [B, T] 1 on the prompt's real tokens and the answer's tokens. */
   mask: Int32Array;
+  /** [B] answer tokens per row (the stopping end-of-text token counts). */
   answerLens: Int32Array;
 }
 
