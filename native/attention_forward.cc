@@ -60,6 +60,24 @@ struct Scratch {
         orow(scratch<float*>(0, BQ)), lrow(scratch<float*>(1, BQ)) {}
 };
 
+// Normalises each row's accumulated output by its softmax sum and writes its
+// log-sum-exp; a row that saw no key gets out = 0 and lse = -inf.
+void finish_rows(Scratch& w, int64_t rows, int64_t HS, int64_t HSp) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t r = 0; r < rows; r++) {
+    const float l = w.l[r];
+    float* orow = w.orow[r];
+    if (l > 0.0f) {
+      const float inv = 1.0f / l;
+      for (int64_t c = 0; c < HS; c++) orow[c] = w.o[r * HSp + c] * inv;
+      *w.lrow[r] = (w.m[r] + std::log2(l)) * kLn2;
+    } else {
+      for (int64_t c = 0; c < HS; c++) orow[c] = 0.0f;
+      *w.lrow[r] = neg_inf;
+    }
+  }
+}
+
 // One block of rows [r0, r0 + nr) of kv head (b, g).
 void forward_block(Scratch& w, float* out, float* lse, const float* q, const float* kb,
                    const float* vb, const float* mask, int64_t first_key, int64_t b, int64_t g,
@@ -143,18 +161,7 @@ void forward_block(Scratch& w, float* out, float* lse, const float* q, const flo
     bmm(nr, HSp, nk, s, 1, BQ, vt, ldv, w.o, HSp, true);
   }
 
-  for (int64_t r = 0; r < nr; r++) {
-    const float l = w.l[r];
-    float* orow = w.orow[r];
-    if (l > 0.0f) {
-      const float inv = 1.0f / l;
-      for (int64_t c = 0; c < HS; c++) orow[c] = w.o[r * HSp + c] * inv;
-      *w.lrow[r] = (w.m[r] + std::log2(l)) * kLn2;
-    } else {
-      for (int64_t c = 0; c < HS; c++) orow[c] = 0.0f;
-      *w.lrow[r] = neg_inf;
-    }
-  }
+  finish_rows(w, nr, HS, HSp);
 }
 
 // KV-cache decode: dot products along the head dimension for each of a few query rows,
@@ -227,18 +234,7 @@ void decode_block(Scratch& w, float* out, float* lse, const float* q, const floa
     }
     bmm(rows, HSp, nk, w.s, ld, 1, vt, ldv, w.o, HSp, false);
   }
-  for (int64_t r = 0; r < rows; r++) {
-    const float l = w.l[r];
-    float* orow = w.orow[r];
-    if (l > 0.0f) {
-      const float inv = 1.0f / l;
-      for (int64_t c = 0; c < HS; c++) orow[c] = w.o[r * HSp + c] * inv;
-      *w.lrow[r] = (w.m[r] + std::log2(l)) * kLn2;
-    } else {
-      for (int64_t c = 0; c < HS; c++) orow[c] = 0.0f;
-      *w.lrow[r] = neg_inf;
-    }
-  }
+  finish_rows(w, rows, HS, HSp);
 }
 
 }  // namespace
