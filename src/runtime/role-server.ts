@@ -173,9 +173,10 @@ class RoleServer {
   private stats(): Meta {
     const mem = process.memoryUsage();
     const cpu = process.cpuUsage();
+    const usage = process.resourceUsage();
     return {
       pid: process.pid, role: this.s.role, replica: this.s.replica, threads: this.s.threads, devices: this.s.devices,
-      rss: mem.rss, heap_used: mem.heapUsed, external: mem.external, cpu_user_s: cpu.user / 1e6, cpu_system_s: cpu.system / 1e6, calls: this.calls, uptime_s: (Date.now() - this.started) / 1000,
+      rss: mem.rss, heap_used: mem.heapUsed, external: mem.external, cpu_user_s: cpu.user / 1e6, cpu_system_s: cpu.system / 1e6, page_faults: usage.minorPageFault + usage.majorPageFault, calls: this.calls, uptime_s: (Date.now() - this.started) / 1000,
       ...(this.def.stats?.() ?? {}),
     };
   }

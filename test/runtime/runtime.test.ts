@@ -110,6 +110,23 @@ t.test('four roles on two cores', async (t) => {
     t.ok(Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(data.buffer)), 'bytes identical');
   });
 
+  t.test('a role keeps freed receive memory: large messages stop page-faulting (ROLE_MALLOC_TUNABLES)', async (t) => {
+    const n = 12 * 1024 * 1024; // 48 MB: above the size glibc would otherwise map and unmap per message
+    const x = { dtype: 'f32' as const, shape: [n], data: new Float32Array(n).fill(1) };
+    const role = rt.role('reference', 0);
+    const faults = async () => (await role.call('stats')).meta.page_faults as number;
+    const perCall: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const f0 = await faults();
+      t.equal((await role.call('sink', { tensors: { x } })).meta.bytes, n * 4);
+      perCall.push((await faults()) - f0);
+    }
+    // Without the policy every receive faults in all 12,288 pages; with it a warm
+    // receive reuses freed memory (a receive may still grow the heap while the
+    // garbage collector holds earlier buffers, hence the minimum).
+    t.ok(Math.min(...perCall) < 1000, `page faults per 48 MB receive: ${perCall.join(', ')}`);
+  });
+
   t.test('stats report each replica', async (t) => {
     const s = await rt.stats();
     t.equal(s.length, 7);
