@@ -4,7 +4,7 @@
 // torch's nn.Linear) and the two backward products (dX = dY W, dW = dY^T X), with
 // 1 and 2 threads, for the project's own kernels and for the BLAS where one is
 // compiled in; and the same products in PyTorch, measured in the same run by
-// bench/torch_gemm.py when a Python with torch is found (ratio_vs_torch).
+// bench/torch_gemm.py when a Python with torch is found (ratio).
 //
 // Options: --reps N (most timed runs per product, default 5), --min-seconds S
 // (keep timing a product until S seconds or N runs, default 1), --tokens T (2048),
@@ -121,7 +121,7 @@ export async function run(opts: BenchOptions): Promise<void> {
           figures.cpu_gflops = flops(p) / ours.cpu * 1e-9;
           if (t) figures.torch_cpu_gflops = flops(p) / t.cpu * 1e-9;
         }
-        rep.add({ name: `${p.name} ${label} ${threads}t`, figures, ratio_vs_torch: t ? t.best / ours.best : undefined });
+        rep.add({ name: `${p.name} ${label} ${threads}t`, figures, ratio: t ? t.best / ours.best : undefined });
         const key = `${threads}|${label}`;
         const tot = totals.get(key) ?? { flops: 0, seconds: 0, torch: 0, cpu: 0, torchCpu: 0 };
         tot.flops += flops(p);
@@ -143,7 +143,7 @@ export async function run(opts: BenchOptions): Promise<void> {
       if (haveTorch) figures.torch_cpu_gflops = tot.flops / tot.torchCpu * 1e-9;
     }
     rep.add({ name: `gemm all ${products.length} products (sum of best times) ${label} ${threads}t`, figures,
-      ratio_vs_torch: haveTorch ? tot.torch / tot.seconds : undefined });
+      ratio: haveTorch ? tot.torch / tot.seconds : undefined });
   }
   native.setGemmBackend(defaultBackend === 'own' ? 'own' : 'blas');
   rep.finish(`engine: matrix products of GPT-2 small (tokens ${s.tokens}, LM head ${s.lmTokens} tokens), GFLOP/s, best of up to ${s.reps} runs; default backend ${defaultBackend}`);

@@ -3,7 +3,7 @@
 // (tokens 1024, C 768, MLP 3072, V 50257) — LayerNorm, GELU, bias add and its gradient,
 // softmax, the fused log-prob loss, embedding gather/scatter, permute, AdamW — timed
 // with 1 and 2 threads, and the torch ops a torch training step runs for the same work,
-// measured in the same run by bench/torch_kernels.py (ratio_vs_torch = torch time / ours).
+// measured in the same run by bench/torch_kernels.py (ratio = torch time / ours).
 //
 // Options: --reps N (most timed runs, default 7), --min-seconds S (default 0.3),
 // --threads 1,2, --python PATH, --no-torch, --only SUBSTRING.
@@ -196,7 +196,7 @@ export async function run(opts: BenchOptions): Promise<void> {
         figures.cpu_ms = ours.cpu * 1e3;
         if (t) figures.torch_cpu_ms = t.cpu * 1e3;
       }
-      rep.add({ name: `${c.name} ${threads}t`, figures, ratio_vs_torch: t ? t.best / ours.best : undefined });
+      rep.add({ name: `${c.name} ${threads}t`, figures, ratio: t ? t.best / ours.best : undefined });
       const tot = totals.get(threads) ?? { ours: 0, torch: 0 };
       tot.ours += ours.best;
       tot.torch += t ? t.best : NaN;
@@ -209,7 +209,7 @@ export async function run(opts: BenchOptions): Promise<void> {
     const figures: Record<string, number | string> = { ms: tot.ours * 1e3 };
     if (haveTorch) figures.torch_ms = tot.torch * 1e3;
     rep.add({ name: `all ${cases.length} kernels (sum of best times) ${threads}t`, figures,
-      ratio_vs_torch: haveTorch ? tot.torch / tot.ours : undefined });
+      ratio: haveTorch ? tot.torch / tot.ours : undefined });
   }
   rep.finish(`kernels: non-GEMM kernels of a GPT-2-small step (tokens ${T}), best of up to ${s.reps} runs; ratio = torch time / ours`);
 }

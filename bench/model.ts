@@ -131,12 +131,12 @@ export async function run(opts: BenchOptions): Promise<void> {
       rep.add({
         name: `${config} ${unit}`,
         figures: { threads, tokens_per_s: q.tokens_per_s, torch_tokens_per_s: t?.tokens_per_s ?? '-' },
-        ...(t ? { ratio_vs_torch: q.tokens_per_s / t.tokens_per_s } : {}),
+        ...(t ? { ratio: q.tokens_per_s / t.tokens_per_s } : {}),
       });
       rep.add({
         name: `${config} ${kind} peak RSS MB (torch/quartet: higher is better)`,
         figures: { threads, quartet_mb: q.peak_rss_mb, torch_mb: t?.peak_rss_mb ?? '-' },
-        ...(t ? { ratio_vs_torch: t.peak_rss_mb / q.peak_rss_mb } : {}),
+        ...(t ? { ratio: t.peak_rss_mb / q.peak_rss_mb } : {}),
       });
     }
   }

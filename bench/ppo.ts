@@ -134,7 +134,7 @@ export async function run(opts: BenchOptions): Promise<void> {
     rep.add({
       name: `tiny PPO step: ${phase === 'total' ? 'end to end' : phase} ms (${layout}${overlap ? ', overlap' : ''})`,
       figures: { quartet_ms: q[k], torch_ms: t?.[k] ?? '-' },
-      ...(t ? { ratio_vs_torch: t[k] / q[k] } : {}),
+      ...(t ? { ratio: t[k] / q[k] } : {}),
     });
   }
   rep.add({ name: 'tiny PPO step: answer tokens per step (quartet)', figures: { quartet_ms: q.answer_tokens } });

@@ -6,7 +6,9 @@ export interface Measurement {
   /** The figures, e.g. { gflops: 101.2, threads: 1 }. */
   figures: Record<string, number | string>;
   /** Quartet's figure over the baseline measured in the same run (higher is better), when it ran. */
-  ratio_vs_torch?: number;
+  ratio?: number;
+  /** What the ratio compares against (set by the Reporter). */
+  baseline?: string;
 }
 
 export interface BenchOptions {
@@ -17,9 +19,11 @@ export interface BenchOptions {
 
 export class Reporter {
   private rows: Measurement[] = [];
-  constructor(private readonly opts: BenchOptions) {}
+  /** `baseline` names what each row's ratio compares against (PyTorch, unless a bench says otherwise). */
+  constructor(private readonly opts: BenchOptions, private readonly baseline = 'torch') {}
 
   add(m: Measurement): void {
+    if (m.ratio !== undefined) m = { ...m, baseline: this.baseline };
     this.rows.push(m);
     if (this.opts.json) console.log(JSON.stringify(m));
   }
@@ -28,9 +32,9 @@ export class Reporter {
   finish(title: string): void {
     if (this.opts.json) return;
     const keys = [...new Set(this.rows.flatMap((r) => Object.keys(r.figures)))];
-    const header = ['name', ...keys, 'vs torch'];
+    const header = ['name', ...keys, `vs ${this.baseline}`];
     const fmt = (v: unknown) => (typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3)) : v === undefined ? '' : String(v));
-    const body = this.rows.map((r) => [r.name, ...keys.map((k) => fmt(r.figures[k])), r.ratio_vs_torch === undefined ? '-' : r.ratio_vs_torch.toFixed(2) + 'x']);
+    const body = this.rows.map((r) => [r.name, ...keys.map((k) => fmt(r.figures[k])), r.ratio === undefined ? '-' : r.ratio.toFixed(2) + 'x']);
     const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => String(b[i]).length)));
     const line = (cells: unknown[]) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
     console.log(`\n${title}\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);

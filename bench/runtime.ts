@@ -1,11 +1,16 @@
 // `npm run bench -- runtime [--json]`: the runtime's transport through its
 // whole stack (protocol encode/decode, ROUTER/DEALER, role server), against
 // a fixture role process pinned to one core as a placement pins roles (the
-// last allowed core; the coordinator, like a real one, is not pinned).
+// last allowed core) and this process (the coordinator) pinned to the first:
+// unpinned, its threads wander onto the role's core and the figures swing by
+// 2x from run to run on a 2-core VM.
 // - round trip of a small request (ping), p50 and p99, over ipc and tcp (CURVE);
 // - throughput of 1, 16 and 64 MB f32 tensors: one way (the role answers with
 //   the size only) and echoed back, over ipc and tcp (CURVE).
 // Bars: p50 round trip < 150 us; 64 MB one way over ipc >= 2 GB/s.
+// Baseline, in the same run: a bare zeromq.js pair (bench/zmq-pair.ts); the
+// ratio column is the runtime's figure over the bare one (1.00x: it adds nothing).
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +20,7 @@ import { readNodeKeys } from '../src/runtime/curve.js';
 import { runNode } from '../src/runtime/remote-agent.js';
 import { allowedCpus } from '../src/runtime/placement.js';
 import { Reporter, type BenchOptions } from './report.js';
+import { barePair, type PairFigures } from './zmq-pair.js';
 
 const ROLE = 'test/fixtures/roles/echo.js';
 
@@ -22,10 +28,14 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
-async function latency(r: Reporter, transport: string, role: RoleHandle): Promise<void> {
-  // V8 needs about 1,500 calls to settle this path (measured: 83-110 us before, 57-66 after).
-  for (let i = 0; i < 2000; i++) await role.call('ping');
-  const n = 3000;
+// V8 needs about 1,500 calls to settle this path (measured: 83-110 us before, 57-66 after).
+const PINGS = { warmup: 2000, n: 3000 };
+const SIZES_MB = [1, 16, 64];
+const reps = (mb: number) => (mb === 1 ? 200 : mb === 16 ? 30 : 10);
+
+async function latency(r: Reporter, transport: string, role: RoleHandle, bare?: PairFigures): Promise<void> {
+  for (let i = 0; i < PINGS.warmup; i++) await role.call('ping');
+  const n = PINGS.n;
   const us: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = process.hrtime.bigint();
@@ -34,7 +44,11 @@ async function latency(r: Reporter, transport: string, role: RoleHandle): Promis
   }
   us.sort((a, b) => a - b);
   const p50 = percentile(us, 0.5);
-  r.add({ name: `round trip small (ping) ${transport}`, figures: { p50_us: p50, p99_us: percentile(us, 0.99), n, bar: transport === 'ipc' ? (p50 < 150 ? 'p50<150us ok' : 'p50<150us MISSED') : '' } });
+  r.add({
+    name: `round trip small (ping) ${transport}`,
+    figures: { p50_us: p50, p99_us: percentile(us, 0.99), n, bar: transport === 'ipc' ? (p50 < 150 ? 'p50<150us ok' : 'p50<150us MISSED') : '' },
+    ...(bare && { ratio: percentile(bare.pingUs, 0.5) / p50 }),
+  });
 }
 
 /** The role process's CPU time so far (its `stats` report), in ms. */
@@ -43,25 +57,26 @@ async function cpuMs(role: RoleHandle): Promise<number> {
   return (m.cpu_user_s + m.cpu_system_s) * 1e3;
 }
 
-async function throughput(r: Reporter, transport: string, role: RoleHandle): Promise<void> {
-  for (const mb of [1, 16, 64]) {
+async function throughput(r: Reporter, transport: string, role: RoleHandle, bare?: PairFigures): Promise<void> {
+  for (const mb of SIZES_MB) {
     const n = (mb * 1024 * 1024) / 4;
     const data = new Float32Array(n).fill(1.25);
     const tensors = { x: { dtype: 'f32' as const, shape: [n], data } };
-    const reps = mb === 1 ? 200 : mb === 16 ? 30 : 10;
+    const n_reps = reps(mb);
     for (const [method, ways] of [['sink', 1], ['echo', 2]] as const) {
       await role.call(method, { tensors });
       const role0 = await cpuMs(role), own0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
-      for (let i = 0; i < reps; i++) await role.call(method, { tensors });
+      for (let i = 0; i < n_reps; i++) await role.call(method, { tensors });
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       const own = process.cpuUsage(own0), roleCpu = (await cpuMs(role)) - role0;
-      const gbps = (ways * reps * mb * 1024 * 1024) / s / 1e9;
+      const gbps = (ways * n_reps * mb * 1024 * 1024) / s / 1e9;
       const bar = transport === 'ipc' && mb === 64 && method === 'sink' ? (gbps >= 2 ? '>=2GB/s ok' : '>=2GB/s MISSED') : '';
       r.add({
         name: `${mb} MB ${method === 'sink' ? 'one way' : 'echoed'} ${transport}`,
         // CPU per call on each side: a figure that a busy machine disturbs less than wall time.
-        figures: { gb_per_s: gbps, ms_per_call: (s / reps) * 1e3, coord_cpu_ms: (own.user + own.system) / 1e3 / reps, role_cpu_ms: roleCpu / reps, reps, bar },
+        figures: { gb_per_s: gbps, ms_per_call: (s / n_reps) * 1e3, coord_cpu_ms: (own.user + own.system) / 1e3 / n_reps, role_cpu_ms: roleCpu / n_reps, reps: n_reps, bar },
+        ...(bare && method === 'sink' && { ratio: bare.oneWayS.get(mb)! / (s / n_reps) }),
       });
     }
   }
@@ -78,27 +93,35 @@ function memcpyReference(r: Reporter): void {
 }
 
 export async function run(opts: BenchOptions): Promise<void> {
-  const r = new Reporter(opts);
+  const r = new Reporter(opts, 'bare zmq');
   memcpyReference(r);
   const runDir = mkdtempSync(join(tmpdir(), 'qbench-'));
+  const cpus = allowedCpus();
+  const core = cpus.at(-1)!;
   const rt = await Coordinator.open({ runDir, listen: 'tcp://127.0.0.1:*' });
   const node = runNode({ coordinator: rt.tcpEndpoint!, keys: readNodeKeys(rt.nodeKeysFile!), name: 'loopback', log: () => {} });
   try {
     // Pinning matters on a VM: an unpinned role's threads wake each other
     // across cores (an interprocessor interrupt each), about 40 us more per round trip here.
-    const core = `cpu:${allowedCpus().at(-1)}`;
     await rt.start({
-      local: { replicas: 1, devices: [core], module: ROLE },
-      remote: { replicas: 1, devices: [core], module: ROLE, node: 'loopback' },
+      local: { replicas: 1, devices: [`cpu:${core}`], module: ROLE },
+      remote: { replicas: 1, devices: [`cpu:${core}`], module: ROLE, node: 'loopback' },
     });
-    await latency(r, 'ipc', rt.role('local', 0));
+    // Pinned only now: placement checks roles against this process's own mask.
+    // -a: every thread of this process; threads started later inherit the mask.
+    if (cpus.length > 1) execFileSync('taskset', ['-a', '-p', '-c', String(cpus[0]), String(process.pid)], { stdio: 'ignore' });
+    const bare = await barePair(runDir, core, { pings: PINGS.n, warmup: PINGS.warmup, sizesMb: SIZES_MB, reps });
+    for (const mb of SIZES_MB) r.add({ name: `baseline: bare zmq pair, ${mb} MB one way ipc`, figures: { gb_per_s: (mb * 1024 * 1024) / bare.oneWayS.get(mb)! / 1e9, ms_per_call: bare.oneWayS.get(mb)! * 1e3, bar: '' } });
+    bare.pingUs.sort((a, b) => a - b);
+    r.add({ name: 'baseline: bare zmq pair, ping ipc', figures: { p50_us: percentile(bare.pingUs, 0.5), p99_us: percentile(bare.pingUs, 0.99), n: PINGS.n, bar: '' } });
+    await latency(r, 'ipc', rt.role('local', 0), bare);
     await latency(r, 'tcp+curve', rt.role('remote', 0));
-    await throughput(r, 'ipc', rt.role('local', 0));
+    await throughput(r, 'ipc', rt.role('local', 0), bare);
     await throughput(r, 'tcp+curve', rt.role('remote', 0));
   } finally {
     await rt.shutdown();
     await node;
     rmSync(runDir, { recursive: true, force: true });
   }
-  r.finish(`runtime: a fixture role process pinned to cpu ${allowedCpus().at(-1)} (tcp is CURVE-encrypted, as the runtime uses it across machines)`);
+  r.finish(`runtime: a fixture role process pinned to cpu ${core}, the coordinator to cpu ${cpus[0]} (tcp is CURVE-encrypted, as the runtime uses it across machines)`);
 }
