@@ -109,6 +109,7 @@ export const schema = {
     evalEvery: int(0, 'Evaluate perplexity every N optimizer steps; 0 = at the end of each epoch.', { min: 0 }),
     evalBatchSize: int(16, 'Examples per evaluation batch.', { min: 1 }),
     maxSteps: int(0, 'Stop after this many optimizer steps; 0 = no limit.', { min: 0 }),
+    saveEvery: int(0, 'Checkpoint (model, optimizer state, data position) every N SFT steps for --resume; 0 = only when stopped early.', { min: 0 }),
   },
   rm: {
     epochs: int(1, 'Passes over the RM pairs.', { min: 1 }),
@@ -117,6 +118,7 @@ export const schema = {
     evalEvery: int(0, 'Evaluate accuracy every N optimizer steps; 0 = at the end of each epoch.', { min: 0 }),
     evalBatchSize: int(16, 'Pairs per evaluation batch.', { min: 1 }),
     maxSteps: int(0, 'Stop after this many optimizer steps; 0 = no limit.', { min: 0 }),
+    saveEvery: int(0, 'Checkpoint (model, optimizer state, data position) every N RM steps for --resume; 0 = only when stopped early.', { min: 0 }),
   },
   // DPO (DeepSpeed-Chat's step2_dpo) trains the actor group against the frozen
   // SFT policy in the reference group, on the rm share of the data; the
@@ -135,6 +137,7 @@ export const schema = {
     evalEvery: int(0, 'Evaluate the held-out pairs every N optimizer steps; 0 = at the end of each epoch.', { min: 0 }),
     evalBatchSize: int(16, 'Pairs per evaluation batch.', { min: 1 }),
     maxSteps: int(0, 'Stop after this many optimizer steps; 0 = no limit.', { min: 0 }),
+    saveEvery: int(0, 'Checkpoint (model, optimizer state, data position) every N DPO steps for --resume; 0 = only when stopped early.', { min: 0 }),
   },
   ppo: {
     algorithm: oneOf(['ppo', 'grpo', 'rloo'] as const, 'ppo', 'ppo (with a critic and GAE), or the critic-free grpo / rloo.'),

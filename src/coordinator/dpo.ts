@@ -21,6 +21,7 @@ import type { RmPairs } from '../data/examples.js';
 import type { Roles, Tensors } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
 import { f32, figure, i32, lrFor, perReplica, weightedMean, type DriverHooks } from './driver.js';
+import type { StepResume } from './step-checkpoints.js';
 import { formatFigures, type Figures } from './metrics.js';
 
 export interface DpoEval {
@@ -130,7 +131,7 @@ function evalFigures(e: DpoEval): Figures {
   return { eval_loss: e.loss, eval_accuracy: e.accuracy, eval_chosen_reward: e.chosenReward, eval_rejected_reward: e.rejectedReward, eval_margin: e.margin };
 }
 
-export async function runDpo(roles: Roles, config: Config, data: StepData<RmPairs>, output: string, hooks: DriverHooks = {}): Promise<DpoResult> {
+export async function runDpo(roles: Roles, config: Config, data: StepData<RmPairs>, output: string, hooks: DriverHooks = {}, ck: StepResume = {}): Promise<DpoResult> {
   const { dpo } = config;
   const log = hooks.log ?? (() => {});
   const pairs = data.train.promptLens.length;
@@ -142,14 +143,21 @@ export async function runDpo(roles: Roles, config: Config, data: StepData<RmPair
   const hasEval = data.eval.promptLens.length > 0;
   const empty: DpoEval = { loss: null, accuracy: null, chosenReward: null, rejectedReward: null, margin: null, pairs: 0 };
 
-  const evalBefore = hasEval ? await evalDpo(roles, config, data) : empty;
-  if (hasEval) {
+  let step = 0, evalBefore = empty;
+  if (ck.from) {
+    await ck.checkpoints!.restore(roles, ck.from, it);
+    step = ck.from.state.step;
+    evalBefore = ck.from.state.evalBefore as DpoEval;
+    log(`dpo: resumed from ${ck.from.dir} after step ${step}`);
+  } else if (hasEval) {
+    evalBefore = await evalDpo(roles, config, data);
     hooks.metrics?.write('dpo', 0, evalFigures(evalBefore));
     log(`dpo: before training ${formatFigures(evalFigures(evalBefore))}`);
   }
+  const resumedAt = step;
+  const position = () => ({ step, batches: it.state(), evalBefore });
   let evalAfter = evalBefore;
-  const bar = hooks.progress === false ? null : new Progress({ total, label: 'dpo', unit: 'steps' });
-  let step = 0;
+  const bar = hooks.progress === false ? null : new Progress({ total: total - resumedAt, label: resumedAt ? `dpo (from step ${resumedAt})` : 'dpo', unit: 'steps' });
   while (step < total && !hooks.shouldStop?.()) {
     const indices = it.next();
     if (!indices) break;
@@ -178,8 +186,10 @@ export async function runDpo(roles: Roles, config: Config, data: StepData<RmPair
     }
     hooks.metrics?.write('dpo', step, figures);
     bar?.tick(1, `loss ${figures.loss?.toFixed(4) ?? '?'}`);
+    await ck.checkpoints?.afterStep(roles, position(), total);
   }
   bar?.finish();
+  if (step < total && hooks.shouldStop?.()) await ck.checkpoints?.onStop(roles, position(), resumedAt);
   await roles.role('actor', 0).call('save', { meta: { dir: output, optimizer: false } });
   log(`dpo: ${step} steps; actor saved to ${output}`);
   return { steps: step, trainPairs: pairs, evalBefore, evalAfter, output };

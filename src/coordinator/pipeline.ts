@@ -21,8 +21,9 @@ import { MetricsWriter } from './metrics.js';
 import { runDpo, type DpoResult } from './dpo.js';
 import { runPpo, type PpoHooks, type PpoResult } from './ppo.js';
 import { freshRunState, latestPpoCheckpoint, markStepDone, readRunState } from './resume.js';
+import { StepCheckpoints, type StepResume } from './step-checkpoints.js';
 import { runRm, type RmResult } from './rm.js';
-import { copyTokenizerFiles, runPaths, type RunPaths } from './run-dir.js';
+import { copyTokenizerFiles, runPaths, stepCheckpointsDir, type RunPaths } from './run-dir.js';
 import { runSft, type SftResult } from './sft.js';
 
 /** A step's running roles and how to stop them. */
@@ -112,7 +113,7 @@ function writeRunSummary(paths: RunPaths, r: TrainResult, times: Record<string, 
   writeSummary(file, summary);
 }
 
-/** A step stopped by the caller is not marked done: --resume runs it again (PPO from its last checkpoint). */
+/** A step stopped by the caller is not marked done: --resume continues it from its last checkpoint. */
 function stopped(opts: TrainOptions, step: StepName, log: (line: string) => void): boolean {
   if (!opts.shouldStop?.()) return false;
   log(`${step}: stopped early; --resume continues the run`);
@@ -146,6 +147,18 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
     if (step === 'rm' && cfg.reward.model === null) cfg.reward.model = out;
   }
   const result: TrainResult = { runDir: paths.root, skipped: [] };
+  /**
+   * The checkpoints of a one-model step and, with --resume, the newest one;
+   * without --resume an earlier attempt's are removed. Its metrics lines
+   * after that checkpoint are dropped (they are about to be written again).
+   */
+  const stepResume = (step: 'sft' | 'rm' | 'dpo', role: 'actor' | 'reward'): StepResume => {
+    const checkpoints = new StepCheckpoints(stepCheckpointsDir(paths, step), role, cfg[step].saveEvery, (line) => log(`${step}: ${line}`));
+    const from = config.resume ? checkpoints.latest() : null;
+    if (!config.resume) checkpoints.clear();
+    metrics.truncateAfter(step, from ? from.state.step : -1);
+    return { checkpoints, from };
+  };
   const times: Record<string, number> = {};
   const runStart = performance.now();
 
@@ -159,10 +172,10 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
     const stepStart = performance.now();
     if (step === 'sft') {
       const model = need(cfg.actor.model, 'actor.model', step, '--actor-model');
-      if (config.resume) metrics.truncateAfter('sft', -1);
+      const ck = stepResume('sft', 'actor');
       const [sr, data] = await startWith(() => start(placementPlan(cfg, 'sft'), 'sft', paths), () => loadSftData(dataContext(cfg, model, log)));
       try {
-        result.sft = await runSft(sr.roles, cfg, data, paths.sft, hooks);
+        result.sft = await runSft(sr.roles, cfg, data, paths.sft, hooks, ck);
       } finally {
         await sr.close();
       }
@@ -172,10 +185,10 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       feedForward(cfg, step, paths.sft);
     } else if (step === 'rm') {
       const model = need(cfg.reward.model, 'reward.model', step, '--reward-model');
-      if (config.resume) metrics.truncateAfter('rm', -1);
+      const ck = stepResume('rm', 'reward');
       const [sr, data] = await startWith(() => start(placementPlan(cfg, 'rm'), 'rm', paths), () => loadRmData(dataContext(cfg, model, log)));
       try {
-        result.rm = await runRm(sr.roles, cfg, data, paths.rm, hooks);
+        result.rm = await runRm(sr.roles, cfg, data, paths.rm, hooks, ck);
       } finally {
         await sr.close();
       }
@@ -186,11 +199,11 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
     } else if (step === 'dpo') {
       const model = need(cfg.actor.model, 'actor.model', step, '--actor-model');
       if (cfg.reference.model !== null) need(cfg.reference.model, 'reference.model', step, '--reference.model');
-      if (config.resume) metrics.truncateAfter('dpo', -1);
+      const ck = stepResume('dpo', 'actor');
       const output = join(paths.root, 'dpo');
       const [sr, data] = await startWith(() => start(placementPlan(cfg, 'dpo'), 'dpo', paths), () => loadRmData(dataContext(cfg, model, log)));
       try {
-        result.dpo = await runDpo(sr.roles, cfg, data, output, hooks);
+        result.dpo = await runDpo(sr.roles, cfg, data, output, hooks, ck);
       } finally {
         await sr.close();
       }

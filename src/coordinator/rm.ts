@@ -11,6 +11,7 @@ import type { RmPairs } from '../data/examples.js';
 import { shardRange, type Roles, type Tensors } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
 import { figure, i32, lrFor, perReplica, weightedMean, type DriverHooks } from './driver.js';
+import type { StepResume } from './step-checkpoints.js';
 import { formatFigures, type Figures } from './metrics.js';
 
 export interface RmEval {
@@ -84,7 +85,7 @@ function evalFigures(e: RmEval): Figures {
   return { eval_loss: e.loss, eval_accuracy: e.accuracy, eval_chosen_mean: e.chosenMean, eval_rejected_mean: e.rejectedMean };
 }
 
-export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs>, output: string, hooks: DriverHooks = {}): Promise<RmResult> {
+export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs>, output: string, hooks: DriverHooks = {}, ck: StepResume = {}): Promise<RmResult> {
   const { rm, reward } = config;
   const log = hooks.log ?? (() => {});
   const pairs = data.train.promptLens.length;
@@ -96,14 +97,21 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
   const hasEval = data.eval.promptLens.length > 0;
   const empty: RmEval = { loss: null, accuracy: null, chosenMean: null, rejectedMean: null, pairs: 0 };
 
-  const evalBefore = hasEval ? await evalRm(roles, config, data) : empty;
-  if (hasEval) {
+  let step = 0, evalBefore = empty;
+  if (ck.from) {
+    await ck.checkpoints!.restore(roles, ck.from, it);
+    step = ck.from.state.step;
+    evalBefore = ck.from.state.evalBefore as RmEval;
+    log(`rm: resumed from ${ck.from.dir} after step ${step}`);
+  } else if (hasEval) {
+    evalBefore = await evalRm(roles, config, data);
     hooks.metrics?.write('rm', 0, evalFigures(evalBefore));
     log(`rm: before training ${formatFigures(evalFigures(evalBefore))}`);
   }
+  const resumedAt = step;
+  const position = () => ({ step, batches: it.state(), evalBefore });
   let evalAfter = evalBefore;
-  const bar = hooks.progress === false ? null : new Progress({ total, label: 'rm', unit: 'steps' });
-  let step = 0;
+  const bar = hooks.progress === false ? null : new Progress({ total: total - resumedAt, label: resumedAt ? `rm (from step ${resumedAt})` : 'rm', unit: 'steps' });
   while (step < total && !hooks.shouldStop?.()) {
     const indices = it.next();
     if (!indices) break;
@@ -134,8 +142,10 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
     }
     hooks.metrics?.write('rm', step, figures);
     bar?.tick(1, `loss ${figures.loss?.toFixed(4) ?? '?'}`);
+    await ck.checkpoints?.afterStep(roles, position(), total);
   }
   bar?.finish();
+  if (step < total && hooks.shouldStop?.()) await ck.checkpoints?.onStop(roles, position(), resumedAt);
   await roles.role('reward', 0).call('save', { meta: { dir: output, optimizer: false } });
   log(`rm: ${step} steps; reward model saved to ${output}`);
   return { steps: step, trainPairs: pairs, evalBefore, evalAfter, output };

@@ -8,6 +8,7 @@
 //   <run>/rm/                      step 2's reward model
 //   <run>/ppo/actor, ppo/critic    step 3's final models
 //   <run>/ppo/checkpoints/step-N/  actor/ and critic/ with optimizer state, and state.json
+//   <run>/checkpoints/<step>/step-N/  inside sft, rm and dpo: model/ with optimizer state, and state.json
 //   <run>/data-cache/              tokenised data (the data layer's default)
 import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -39,6 +40,11 @@ export function runPaths(root: string): RunPaths {
     ppoCritic: join(r, 'ppo', 'critic'),
     checkpoints: join(r, 'ppo', 'checkpoints'),
   };
+}
+
+/** Where the one-model steps (sft, rm, dpo) keep their checkpoints. */
+export function stepCheckpointsDir(paths: RunPaths, step: 'sft' | 'rm' | 'dpo'): string {
+  return join(paths.root, 'checkpoints', step);
 }
 
 /** The folder of the PPO checkpoint taken after `step` steps. */

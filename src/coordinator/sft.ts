@@ -12,6 +12,7 @@ import type { Roles } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
 import { f32, figure, i32, lrFor, perReplica, toF32, weightedMean, type DriverHooks } from './driver.js';
 import { formatFigures, type Figures } from './metrics.js';
+import type { StepResume } from './step-checkpoints.js';
 
 export interface SftResult {
   /** Optimizer steps taken. */
@@ -54,7 +55,7 @@ export async function evalSft(roles: Roles, config: Config, data: StepData<SftEx
   return weightedMean(parts);
 }
 
-export async function runSft(roles: Roles, config: Config, data: StepData<SftExamples>, output: string, hooks: DriverHooks = {}): Promise<SftResult> {
+export async function runSft(roles: Roles, config: Config, data: StepData<SftExamples>, output: string, hooks: DriverHooks = {}, ck: StepResume = {}): Promise<SftResult> {
   const { sft } = config;
   const log = hooks.log ?? (() => {});
   const rowsPerStep = sft.batchSize * sft.gradAccum;
@@ -65,14 +66,23 @@ export async function runSft(roles: Roles, config: Config, data: StepData<SftExa
   const settings = { lr: sft.lr, schedule: sft.schedule, warmup: sft.warmup };
   const microBatch = perReplica(roles, 'actor', sft.batchSize);
 
-  const evalLossBefore = await evalSft(roles, config, data);
-  if (evalLossBefore !== null) {
-    hooks.metrics?.write('sft', 0, { eval_loss: evalLossBefore, eval_ppl: Math.exp(evalLossBefore) });
-    log(`sft: eval loss before training ${evalLossBefore.toFixed(4)} (ppl ${Math.exp(evalLossBefore).toFixed(2)})`);
+  let step = 0, evalLossBefore: number | null;
+  if (ck.from) {
+    await ck.checkpoints!.restore(roles, ck.from, it);
+    step = ck.from.state.step;
+    evalLossBefore = ck.from.state.evalBefore as number | null;
+    log(`sft: resumed from ${ck.from.dir} after step ${step}`);
+  } else {
+    evalLossBefore = await evalSft(roles, config, data);
+    if (evalLossBefore !== null) {
+      hooks.metrics?.write('sft', 0, { eval_loss: evalLossBefore, eval_ppl: Math.exp(evalLossBefore) });
+      log(`sft: eval loss before training ${evalLossBefore.toFixed(4)} (ppl ${Math.exp(evalLossBefore).toFixed(2)})`);
+    }
   }
+  const resumedAt = step;
+  const position = () => ({ step, batches: it.state(), evalBefore: evalLossBefore });
   let evalLossAfter = evalLossBefore;
-  const bar = hooks.progress === false ? null : new Progress({ total, label: 'sft', unit: 'steps' });
-  let step = 0;
+  const bar = hooks.progress === false ? null : new Progress({ total: total - resumedAt, label: resumedAt ? `sft (from step ${resumedAt})` : 'sft', unit: 'steps' });
   while (step < total && !hooks.shouldStop?.()) {
     const indices = it.next();
     if (!indices) break;
@@ -107,8 +117,10 @@ export async function runSft(roles: Roles, config: Config, data: StepData<SftExa
     hooks.metrics?.write('sft', step, figures);
     bar?.tick(1, `loss ${figures.loss?.toFixed(4) ?? '?'}`);
     if (figures.eval_loss !== undefined) log(`sft step ${step}/${total}: ${formatFigures(figures, ['loss', 'eval_loss', 'eval_ppl', 'lr'])}`);
+    await ck.checkpoints?.afterStep(roles, position(), total);
   }
   bar?.finish();
+  if (step < total && hooks.shouldStop?.()) await ck.checkpoints?.onStop(roles, position(), resumedAt);
   await roles.role('actor', 0).call('save', { meta: { dir: output, optimizer: false } });
   log(`sft: ${step} steps; actor saved to ${output}`);
   return { steps: step, evalLossBefore, evalLossAfter, output };

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors, type NamedArray } from '../models/safetensors.js';
-import type { AdamWStateDict } from '../tensor/index.js';
+import type { AdamWStateDict, RngState } from '../tensor/index.js';
 
 export const OPTIMIZER_TENSORS = 'optimizer.safetensors';
 export const OPTIMIZER_JSON = 'optimizer.json';
@@ -19,6 +19,8 @@ interface OptimizerJson {
   /** Per parameter in optimizer order: its name and shape, and its step count (null: never stepped). */
   params: { name: string; shape: number[]; step: number | null }[];
   extra: string[];
+  /** The model's dropout generator, so that a resumed run draws the same masks (absent in older files). */
+  rng?: RngState;
 }
 
 export interface SavedParam {
@@ -26,7 +28,7 @@ export interface SavedParam {
   shape: readonly number[];
 }
 
-export function saveOptimizerState(dir: string, sd: AdamWStateDict, params: readonly SavedParam[], extra: readonly NamedArray[] = []): void {
+export function saveOptimizerState(dir: string, sd: AdamWStateDict, params: readonly SavedParam[], extra: readonly NamedArray[] = [], rng?: RngState): void {
   if (sd.state.length !== params.length) throw new Error(`optimizer state: ${sd.state.length} states for ${params.length} parameter names`);
   const tensors: NamedArray[] = [];
   sd.state.forEach((s, i) => {
@@ -40,6 +42,7 @@ export function saveOptimizerState(dir: string, sd: AdamWStateDict, params: read
     groups: sd.groups,
     params: params.map((p, i) => ({ name: p.name, shape: [...p.shape], step: sd.state[i]?.step ?? null })),
     extra: extra.map((e) => e.name),
+    ...(rng && { rng }),
   };
   writeFileSync(join(dir, OPTIMIZER_JSON), JSON.stringify(json, null, 1) + '\n');
 }
@@ -48,7 +51,7 @@ export function saveOptimizerState(dir: string, sd: AdamWStateDict, params: read
  * Reads the state saved by saveOptimizerState, checking it against the
  * parameters the optimizer holds now (names and shapes, in order).
  */
-export function loadOptimizerState(dir: string, params: readonly SavedParam[]): { sd: AdamWStateDict; extra: Map<string, Float32Array> } {
+export function loadOptimizerState(dir: string, params: readonly SavedParam[]): { sd: AdamWStateDict; extra: Map<string, Float32Array>; rng: RngState | null } {
   const jsonPath = join(dir, OPTIMIZER_JSON);
   if (!existsSync(jsonPath)) throw new Error(`optimizer state: ${jsonPath} is missing (was the checkpoint saved with optimizer: true?)`);
   let json: OptimizerJson;
@@ -72,7 +75,7 @@ export function loadOptimizerState(dir: string, params: readonly SavedParam[]): 
     const state = json.params.map((p, i) => (p.step === null ? null : { step: p.step, m: file.readF32(`state.${i}.m`), v: file.readF32(`state.${i}.v`) }));
     const extra = new Map<string, Float32Array>();
     for (const name of json.extra ?? []) extra.set(name, file.readF32(name));
-    return { sd: { groups: json.groups, state }, extra };
+    return { sd: { groups: json.groups, state }, extra, rng: json.rng ?? null };
   } finally {
     file.close();
   }

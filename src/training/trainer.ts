@@ -98,7 +98,7 @@ export class Trainer {
         { name: `base.${name}.w`, shape: [...w.shape], data: w.f32 });
     }
     for (const [name, p] of ema ?? []) extra.push({ name: `ema.${name}`, shape: [...p.shape], data: p.data });
-    saveOptimizerState(dir, this.optimizer.stateDict(), this.namedParams(), extra);
+    saveOptimizerState(dir, this.optimizer.stateDict(), this.namedParams(), extra, this.model.rng.getState());
   }
 
   /**
@@ -129,7 +129,7 @@ export class Trainer {
       for (const [name, p] of ema ?? []) p.data.set(w.params.get(name)!.data);
       return;
     }
-    const { sd, extra } = loadOptimizerState(dir, this.namedParams());
+    const { sd, extra, rng } = loadOptimizerState(dir, this.namedParams());
     const getExtra = (key: string, what: string) => {
       const v = extra.get(key);
       if (!v) throw new Error(`load: ${dir}: optimizer state lacks '${key}' (${what})`);
@@ -143,5 +143,6 @@ export class Trainer {
       this.model.p(`${name}.w`).f32.set(get(`base.${name}.w`));
     }
     this.optimizer.loadStateDict(sd);
+    if (rng) this.model.rng.setState(rng);
   }
 }

@@ -13,6 +13,7 @@ import { defaultConfig, type Config } from '../../src/config/defaults.js';
 import { placementPlan } from '../../src/config/plan.js';
 import { resolveConfig } from '../../src/config/validate.js';
 import { answerTargets, dpoTotalSteps, runDpo } from '../../src/coordinator/dpo.js';
+import { StepCheckpoints } from '../../src/coordinator/step-checkpoints.js';
 import type { Figures } from '../../src/coordinator/metrics.js';
 import type { StepData } from '../../src/data/datasets.js';
 import type { RmPairs, Sequences } from '../../src/data/examples.js';
@@ -82,6 +83,7 @@ function roles() {
       mkdirSync(req.meta.dir as string, { recursive: true });
       writeFileSync(join(req.meta.dir as string, 'config.json'), '{}');
     },
+    load: () => ({}),
   });
   return { roles: inProcessRoles({ actor: [actor(0), actor(1)], reference: [reference] }), calls };
 }
@@ -164,6 +166,25 @@ t.test('runDpo: shouldStop ends the phase after the current step, and the actor 
   t.equal(res.steps, 1);
   t.equal(calls.filter((c) => c.method === 'eval_dpo').length, 0, 'no eval rows: no evaluation');
   t.equal(calls.filter((c) => c.method === 'save').length, 1);
+});
+
+t.test('runDpo: a run stopped after step 2 resumes from its checkpoint on both replicas, with the same batches and lrs', async (t) => {
+  const train = pairsOf(13, 100);
+  const data: StepData<RmPairs> = { train: train.ex, eval: pairsOf(3, 300).ex, report: { datasets: [], skipped: [], stats: { promptsTruncated: 0, answersTruncated: 0, withoutRejected: 0 } }, padId: PAD };
+  const steps = (calls: Rec[]) => calls.filter((c) => c.method === 'train_dpo' && c.replica === 0).map((c) => [Array.from(c.req.tensors.chosen_ids.data as Int32Array).join(','), c.req.meta.lr]);
+  const whole = roles();
+  await runDpo(whole.roles, config(), data, join(root, 'w', 'dpo'), { progress: false });
+  const checkpoints = new StepCheckpoints(join(root, 'r', 'checkpoints'), 'actor', 0);
+  const first = roles();
+  await runDpo(first.roles, config(), data, join(root, 'r', 'dpo'), { progress: false, shouldStop: () => steps(first.calls).length >= 2 }, { checkpoints });
+  const from = checkpoints.latest()!;
+  t.match(from.state, { step: 2, batches: { epoch: 0, batch: 2 } }, 'saveEvery 0: one checkpoint, where the run stopped (after the last batch of epoch 0)');
+  const second = roles();
+  const res = await runDpo(second.roles, config(), data, join(root, 'r', 'dpo'), { progress: false }, { checkpoints, from });
+  t.equal(res.steps, 4);
+  t.same(second.calls.filter((c) => c.method === 'load').map((c) => [c.replica, c.req.meta.optimizer]), [[0, true], [1, true]], 'every replica loads the checkpoint');
+  t.same([...steps(first.calls), ...steps(second.calls)], steps(whole.calls), 'batches and learning rates as in the uninterrupted run');
+  t.same(res.evalBefore, (await runDpo(roles().roles, config(), data, join(root, 'w2', 'dpo'), { progress: false })).evalBefore, 'the resumed run reports the held-out figures taken before training');
 });
 
 t.test('runDpo: a last batch with fewer pairs than actor replicas joins the one before', async (t) => {

@@ -2,7 +2,7 @@
 // batch shapes, micro-batching across replicas, the learning rates sent,
 // dropping of short answers, the role/answer layouts of PPO tensors, metrics,
 // checkpoint cadence and resuming without a lost or repeated batch.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -17,6 +17,7 @@ import { latestPpoCheckpoint } from '../../src/coordinator/resume.js';
 import { runRm } from '../../src/coordinator/rm.js';
 import { runPaths } from '../../src/coordinator/run-dir.js';
 import { runSft } from '../../src/coordinator/sft.js';
+import { StepCheckpoints, type StepResume } from '../../src/coordinator/step-checkpoints.js';
 import { ANSWER_BASE, EOS, fakeRoles, PAD } from './fake-roles.js';
 
 function seqs(rows: number[][]): Sequences {
@@ -262,6 +263,51 @@ t.test('ppo: checkpoints every saveEvery steps; a stopped run resumes without a 
   t.same(resumed, batches(whole.calls), 'steps 1-3 from the first run and 4-5 after resuming are exactly the uninterrupted batches');
   t.same([...seeds(first.calls), ...seeds(second.calls)], seeds(whole.calls), 'same generation seeds');
   t.same(lrs(second.calls), lrs(whole.calls).slice(-lrs(second.calls).length), 'the lr schedule continues where it was');
+});
+
+t.test('sft and rm: checkpoints every saveEvery steps; a stopped run resumes without a lost or repeated batch', async (t) => {
+  const cases = [
+    {
+      name: 'sft', role: 'actor', train: 'train_sft', evalMethod: 'eval_sft',
+      edit: (c: Config) => { Object.assign(c.sft, { batchSize: 4, epochs: 2, saveEvery: 2, schedule: 'linear' }); },
+      run: (roles: ReturnType<typeof fakeRoles>['roles'], c: Config, out: string, hooks: object, ck: StepResume) => runSft(roles, c, sftData(10, 3), out, { progress: false, ...hooks }, ck),
+      rows: (x: ReturnType<typeof fakeRoles>['calls'][number]) => Array.from(x.tensors.ids.data as Int32Array).join(','),
+    },
+    {
+      name: 'rm', role: 'reward', train: 'train_rm', evalMethod: 'eval_rm',
+      edit: (c: Config) => { Object.assign(c.rm, { batchSize: 4, epochs: 2, saveEvery: 2 }); c.reward.schedule = 'linear'; },
+      run: (roles: ReturnType<typeof fakeRoles>['roles'], c: Config, out: string, hooks: object, ck: StepResume) => runRm(roles, c, rmData(10, 3), out, { progress: false, ...hooks }, ck),
+      rows: (x: ReturnType<typeof fakeRoles>['calls'][number]) => Array.from(x.tensors.chosen_ids.data as Int32Array).join(','),
+    },
+  ] as const;
+  for (const k of cases) {
+    const dir = tmp(t);
+    const c = config(k.edit); // 10 rows in batches of 4: 3 batches an epoch (the tail of 2 kept), 6 steps in all
+    const ckFor = (run: string) => new StepCheckpoints(join(dir, run, 'checkpoints'), k.role, 2);
+    const trained = (calls: ReturnType<typeof fakeRoles>['calls']) => calls.filter((x) => x.method === k.train);
+
+    const whole = fakeRoles();
+    const wholeCk = ckFor('whole');
+    t.equal((await k.run(whole.roles, c, join(dir, 'whole', 'out'), {}, { checkpoints: wholeCk })).steps, 6, `${k.name}: 6 steps`);
+    t.same(readdirSync(wholeCk.dir).sort(), ['step-2', 'step-4'], `${k.name}: checkpoints at steps 2 and 4 (not at the last)`);
+    t.match(JSON.parse(readFileSync(join(wholeCk.dir, 'step-4', 'model', 'config.json'), 'utf8')), { optimizer: true }, `${k.name}: saved with optimizer state`);
+    t.match(wholeCk.latest()!.state, { step: 4, batches: { epoch: 1, batch: 1 } });
+
+    // Stopped after step 3: a checkpoint is taken there; the resumed run loads it and does steps 4-6.
+    const firstCk = ckFor('cut');
+    const first = fakeRoles();
+    await k.run(first.roles, c, join(dir, 'cut', 'out'), { shouldStop: () => trained(first.calls).length >= 3 }, { checkpoints: firstCk });
+    const from = firstCk.latest()!;
+    t.equal(from.state.step, 3, `${k.name}: a stopped run checkpoints the step it stopped at`);
+    const second = fakeRoles();
+    const r = await k.run(second.roles, c, join(dir, 'cut', 'out'), {}, { checkpoints: ckFor('cut'), from });
+    t.equal(r.steps, 6, `${k.name}: same step count as the uninterrupted run`);
+    t.same(second.calls.filter((x) => x.method === 'load').map((x) => [x.role, x.meta]), [[k.role, { dir: join(from.dir, 'model'), optimizer: true }]], `${k.name}: loaded with optimizer state`);
+    t.equal(second.calls.filter((x) => x.method === k.evalMethod).length > 0, true);
+    t.same([...trained(first.calls), ...trained(second.calls)].map(k.rows), trained(whole.calls).map(k.rows), `${k.name}: steps 1-3, then 4-6 after resuming, are exactly the uninterrupted batches`);
+    t.same([...trained(first.calls), ...trained(second.calls)].map((x) => x.meta.lr), trained(whole.calls).map((x) => x.meta.lr), `${k.name}: the lr schedule continues where it was`);
+    t.same(r.output, join(dir, 'cut', 'out'));
+  }
 });
 
 t.test('ppo: grpo repeats each prompt groupSize times and runs without a critic', async (t) => {

@@ -110,6 +110,24 @@ t.test('a step stopped early is not marked done; a failing data load leaves no r
   await train(config(out), { startRoles: rec.start, progress: false, shouldStop: () => ++calls > 1 });
   t.notOk(existsSync(join(out, 'state.json')), 'sft stopped after one step is not marked done (no step is)');
   t.same(rec.started.map((s) => s.step), ['sft'], 'no later step starts');
+  t.ok(existsSync(join(out, 'checkpoints', 'sft', 'step-1', 'state.json')), 'a checkpoint where sft stopped');
+
+  // --resume continues sft from that checkpoint: one more step, not two; its metrics lines are not doubled.
+  const again = config(out);
+  again.resume = true;
+  const lines: string[] = [];
+  const r = await train(again, { startRoles: recorder().start, progress: false, log: (l) => lines.push(l) });
+  t.ok(lines.some((l) => /^sft: resumed from .*checkpoints\/sft\/step-1 after step 1$/.test(l)), 'sft resumes after step 1');
+  t.equal(r.sft?.steps, 2);
+  const sftRows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.phase === 'sft');
+  t.same(sftRows.map((m) => m.step), [0, 1, 2], 'eval before, step 1 from the first attempt, step 2 after resuming');
+  // Without --resume, a fresh attempt in a run directory removes an earlier attempt's checkpoints.
+  const out2 = join(dir, 'stopped-2');
+  let n = 0;
+  await train(config(out2), { startRoles: recorder().start, progress: false, shouldStop: () => ++n > 1 });
+  t.ok(existsSync(join(out2, 'checkpoints', 'sft')));
+  await train(config(out2), { startRoles: recorder().start, progress: false, shouldStop: () => true });
+  t.notOk(existsSync(join(out2, 'checkpoints', 'sft', 'step-1')), 'not resumed: the old checkpoints are gone');
 
   const bad = config(join(dir, 'bad-data'));
   bad.data.paths = [join(dir, 'missing.jsonl')];

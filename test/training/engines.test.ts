@@ -176,9 +176,12 @@ t.test('save + load into a fresh engine continues exactly (plain and LoRA); the 
     const a = PolicyEngine.load(opts(extra));
     await a.trainSft(p, lm, step);
     const dir = join(root, lora ? 'ckpt-lora' : 'ckpt');
+    for (let i = 0; i < 5; i++) a.model.rng.uniform(); // as dropout would have drawn
     a.save(dir, true);
     const b = PolicyEngine.load(opts(extra));
+    t.notSame(b.model.rng.getState(), a.model.rng.getState());
     b.load(dir, true);
+    t.same(b.model.rng.getState(), a.model.rng.getState(), 'the dropout generator continues where it was');
     t.equal(paramsDiff(paramsOf(a), paramsOf(b)), 0, `${lora ? 'LoRA: ' : ''}loaded parameters equal the saved ones`);
     await a.trainSft(p, lm, step);
     await b.trainSft(p, lm, step);
