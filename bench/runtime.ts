@@ -11,6 +11,8 @@
 // Baseline, in the same run: a bare zeromq.js pair (bench/zmq-pair.ts); the
 // ratio column is the runtime's figure over the bare one (1.00x: it adds nothing).
 import { execFileSync } from 'node:child_process';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +53,22 @@ async function latency(r: Reporter, transport: string, role: RoleHandle, bare?: 
   });
 }
 
+const gc = (() => {
+  v8.setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+})();
+
+/**
+ * Frees the replies of the measurements before (hundreds of MB held by
+ * ZeroMQ until the garbage collector drops them) outside the timed window:
+ * without it their unmapping lands in the next measurement, and on this VM
+ * it halved the 64 MB figure in one run of three.
+ */
+async function collectGarbage(): Promise<void> {
+  gc();
+  await new Promise((r) => setTimeout(r, 100));
+}
+
 /** The role process's CPU time so far (its `stats` report), in ms. */
 async function cpuMs(role: RoleHandle): Promise<number> {
   const m = (await role.call('stats')).meta as { cpu_user_s: number; cpu_system_s: number };
@@ -65,6 +83,7 @@ async function throughput(r: Reporter, transport: string, role: RoleHandle, bare
     const n_reps = reps(mb);
     for (const [method, ways] of [['sink', 1], ['echo', 2]] as const) {
       await role.call(method, { tensors });
+      await collectGarbage();
       const role0 = await cpuMs(role), own0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       for (let i = 0; i < n_reps; i++) await role.call(method, { tensors });
