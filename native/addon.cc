@@ -708,6 +708,22 @@ void check_heads(const Args& a, int64_t NH, int64_t NKV) {
   }
 }
 
+// Dropout of attention probabilities: p in [0, 1) and an integer seed.
+struct AttnDropout {
+  float p;
+  uint64_t seed;
+};
+
+AttnDropout attention_dropout_args(const Args& a, size_t i) {
+  const double p = a.number(i, "dropoutP");
+  if (!(p >= 0.0 && p < 1.0)) a.range_error("argument 'dropoutP' must be in [0, 1), got " + num(p));
+  const double seed = a.number(i + 1, "seed");
+  if (!(seed >= 0 && seed <= 9007199254740992.0 && std::floor(seed) == seed)) {
+    a.range_error("argument 'seed' must be an integer in [0, 2^53], got " + num(seed));
+  }
+  return {static_cast<float>(p), static_cast<uint64_t>(seed)};
+}
+
 Napi::Value attention_forward(Args& a) {
   F32 out = a.f32(0, "out"), lse = a.f32(1, "lse"), q = a.f32(2, "q"), k = a.f32(3, "k"),
       v = a.f32(4, "v"), key_mask = a.f32_or_null(5, "keyMask");
@@ -716,6 +732,7 @@ Napi::Value attention_forward(Args& a) {
   const int64_t HS = a.dim(12, "HS");
   const double scale = a.finite(13, "scale");
   const bool causal = a.flag(14, "causal");
+  const AttnDropout drop = attention_dropout_args(a, 15);
   check_heads(a, NH, NKV);
   if (kv_cap < Tk) {
     a.range_error("argument 'kvCap' must be at least Tk = " + std::to_string(Tk) + ", got " +
@@ -729,7 +746,8 @@ Napi::Value attention_forward(Args& a) {
   a.need(lse, a.product({B, NH, Tq}));
   if (key_mask.data) a.need(key_mask, a.product({B, Tk}));
   quartet::attention_forward(out.data, lse.data, q.data, k.data, v.data, key_mask.data, B, NH, NKV,
-                             Tq, Tk, kv_cap, HS, static_cast<float>(scale), causal);
+                             Tq, Tk, kv_cap, HS, static_cast<float>(scale), causal, drop.p,
+                             drop.seed);
   return a.undefined();
 }
 
@@ -741,6 +759,7 @@ Napi::Value attention_backward(Args& a) {
   const int64_t Tq = a.dim(13, "Tq"), Tk = a.dim(14, "Tk"), HS = a.dim(15, "HS");
   const double scale = a.finite(16, "scale");
   const bool causal = a.flag(17, "causal");
+  const AttnDropout drop = attention_dropout_args(a, 18);
   check_heads(a, NH, NKV);
   const int64_t q_size = a.product({B, NH, Tq, HS}), kv_size = a.product({B, NKV, Tk, HS});
   a.need(dq, q_size);
@@ -755,7 +774,16 @@ Napi::Value attention_backward(Args& a) {
   if (key_mask.data) a.need(key_mask, a.product({B, Tk}));
   quartet::attention_backward(dq.data, dk.data, dv.data, dout.data, q.data, k.data, v.data, out.data,
                               lse.data, key_mask.data, B, NH, NKV, Tq, Tk, HS,
-                              static_cast<float>(scale), causal);
+                              static_cast<float>(scale), causal, drop.p, drop.seed);
+  return a.undefined();
+}
+
+Napi::Value attention_dropout_keep(Args& a) {
+  F32 out = a.f32(0, "out");
+  const int64_t B = a.dim(1, "B"), NH = a.dim(2, "NH"), Tq = a.dim(3, "Tq"), Tk = a.dim(4, "Tk");
+  const AttnDropout drop = attention_dropout_args(a, 5);
+  a.need(out, a.product({B, NH, Tq, Tk}));
+  quartet::attention_dropout_keep(out.data, B, NH, Tq, Tk, drop.p, drop.seed);
   return a.undefined();
 }
 
@@ -848,8 +876,9 @@ const Entry kEntries[] = {
     {"logprobsForward", 6, logprobs_forward},
     {"logprobsBackward", 7, logprobs_backward},
     {"rope", 11, rope},
-    {"attentionForward", 15, attention_forward},
-    {"attentionBackward", 18, attention_backward},
+    {"attentionForward", 17, attention_forward},
+    {"attentionBackward", 20, attention_backward},
+    {"attentionDropoutKeep", 7, attention_dropout_keep},
     {"adamw", 10, adamw},
     {"f16ToF32", 2, widen<quartet::f16_to_f32>},
     {"bf16ToF32", 2, widen<quartet::bf16_to_f32>},

@@ -11,6 +11,10 @@
 // With S^T = K Q^T [keys][rows] (q pre-scaled by scale * log2 e):
 //   P^T = exp2(S^T - lse2), dP^T = V dO^T, dS^T = P^T * (dP^T - D), D = rowsum(dO * O)
 //   dV += P dO,  dK += scale * dS Q,  dQ += scale * dS^T K
+// With dropout of the probabilities (keep mask Z scaled by 1 / (1 - p), regenerated from
+// the seed as the forward made it; Drop is a template argument, as there):
+//   dV += (P * Z) dO,  dS^T = P^T * (dP^T * Z^T - D), D = rowsum(dO * O) with O the
+//   dropped output (it equals rowsum(P * Z * dP), the term softmax's backward needs).
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -36,16 +40,17 @@ struct QuerySide {
   int64_t rows, nblk, HS, HSp;
   std::vector<float> qt, dot, qp, dop, lse2, D;
   std::vector<int32_t> lim;    // last visible key per row (-1: none)
+  std::vector<uint64_t> drop_base;  // per row: the dropout hash base of its key 0
   std::vector<int64_t> where;  // row -> offset of its q row in [B, NH, Tq, HS]
 
   QuerySide(int64_t rows_, int64_t HS_, int64_t HSp_)
       : rows(rows_), nblk((rows_ + BQ - 1) / BQ), HS(HS_), HSp(HSp_),
         qt(nblk * HS_ * BQ), dot(nblk * HS_ * BQ), qp(nblk * BQ * HSp_), dop(nblk * BQ * HSp_),
-        lse2(nblk * BQ), D(nblk * BQ), lim(nblk * BQ), where(rows_) {}
+        lse2(nblk * BQ), D(nblk * BQ), lim(nblk * BQ), drop_base(nblk * BQ), where(rows_) {}
 
   void pack(const float* q, const float* dout, const float* out, const float* lse, int64_t b,
             int64_t g, int64_t NH, int64_t group, int64_t Tq, int64_t Tk, float scale,
-            bool causal) {
+            bool causal, const Dropout& drop) {
     const float qscale = scale * kLog2e;
     std::memset(qt.data(), 0, sizeof(float) * qt.size());
     std::memset(dot.data(), 0, sizeof(float) * dot.size());
@@ -55,11 +60,13 @@ struct QuerySide {
       lim[r] = -1;
       lse2[r] = std::numeric_limits<float>::infinity();  // exp2(s - inf) = 0: no gradient
       D[r] = 0.0f;
+      drop_base[r] = 0;
     }
     for (int64_t r = 0; r < rows; r++) {
       const int64_t h = g * group + r / Tq, i = r % Tq;
       const int64_t row = (b * NH + h) * Tq + i;
       where[r] = row * HS;
+      drop_base[r] = attn::drop_base(drop, static_cast<uint64_t>(row * Tk));
       const float* qr = q + row * HS;
       const float* dr = dout + row * HS;
       const float* orow = out + row * HS;
@@ -95,9 +102,10 @@ struct KeyScratch {
 
 // dK, dV of keys [j0, j0 + nk) into dk, dv (rows of HS), and dQ of every query row of
 // this kv head into dq_acc ([rows][HSp], accumulated).
+template <bool Drop>
 void key_block(KeyScratch& w, const QuerySide& qs, float* dq_acc, float* dk, float* dv,
                const float* kb, const float* vb, const float* mask, int64_t j0, int64_t nk,
-               float scale) {
+               float scale, const Dropout& drop) {
   const int64_t HS = qs.HS, HSp = qs.HSp;
   const float neg_inf = -std::numeric_limits<float>::infinity();
   pack_rows(w.kp.data(), HSp, kb + j0 * HS, HS, nk, HS);
@@ -123,11 +131,17 @@ void key_block(KeyScratch& w, const QuerySide& qs, float* dq_acc, float* dk, flo
         if (mask && mask[j0 + j] == 0.0f) x = splat(neg_inf);
         x = lim < static_cast<int32_t>(j0 + j) ? splat(neg_inf) : x;
         const vf p = exp2v(x);
-        store(sj, p);
-        store(dpj, p * (load(dpj) - D));
+        if constexpr (Drop) {
+          const vf z = keep_scaled(drop, &qs.drop_base[r0 + v * L], j0 + j);
+          store(sj, p * z);
+          store(dpj, p * (load(dpj) * z - D));
+        } else {
+          store(sj, p);
+          store(dpj, p * (load(dpj) - D));
+        }
       }
     }
-    // s now holds P^T [keys][rows], dp holds dS^T.
+    // s now holds P^T [keys][rows] (times Z^T with dropout), dp holds dS^T.
     bmm(nk, HSp, nr, s, BQ, 1, &qs.dop[r0 * HSp], HSp, w.dv.data(), HSp, true);
     bmm(nk, HSp, nr, dp, BQ, 1, &qs.qp[r0 * HSp], HSp, w.dk.data(), HSp, true);
     bmm(nr, HSp, nk, dp, 1, BQ, w.kp.data(), HSp, dq_acc + r0 * HSp, HSp, true);
@@ -147,8 +161,11 @@ void key_block(KeyScratch& w, const QuerySide& qs, float* dq_acc, float* dk, flo
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                         const float* k, const float* v, const float* out, const float* lse,
                         const float* key_mask, int64_t B, int64_t NH, int64_t NKV, int64_t Tq,
-                        int64_t Tk, int64_t HS, float scale, bool causal) {
+                        int64_t Tk, int64_t HS, float scale, bool causal, float dropout_p,
+                        uint64_t seed) {
   if (B <= 0 || NKV <= 0 || HS <= 0) return;
+  const bool dropping = dropout_p > 0.0f;
+  const Dropout drop = make_dropout(dropout_p, seed);
   std::memset(dk, 0, sizeof(float) * B * NKV * Tk * HS);
   std::memset(dv, 0, sizeof(float) * B * NKV * Tk * HS);
   if (Tq <= 0) return;
@@ -180,7 +197,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       int64_t first = 0;
       if (mask)
         while (first < Tk && mask[first] == 0.0f) first++;
-      qs.pack(q, dout, out, lse, b, g, NH, group, Tq, Tk, scale, causal);
+      qs.pack(q, dout, out, lse, b, g, NH, group, Tq, Tk, scale, causal, drop);
       int32_t last = -1;
       for (int64_t blk = 0; blk < qs.nblk; blk++) {
         const int32_t m = qs.block_max_lim(blk);
@@ -192,8 +209,15 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
       for (int64_t j0 = first; j0 <= last; j0 += BK, kblk++) {
         if (kblk % split != part) continue;
         const int64_t nk = last + 1 - j0 < BK ? last + 1 - j0 : BK;
-        key_block(w, qs, dq_acc, dk + bg * Tk * HS, dv + bg * Tk * HS, k + bg * Tk * HS,
-                  v + bg * Tk * HS, mask, j0, nk, scale);
+        float* dkb = dk + bg * Tk * HS;
+        float* dvb = dv + bg * Tk * HS;
+        const float* kb = k + bg * Tk * HS;
+        const float* vb = v + bg * Tk * HS;
+        if (dropping) {
+          key_block<true>(w, qs, dq_acc, dkb, dvb, kb, vb, mask, j0, nk, scale, drop);
+        } else {
+          key_block<false>(w, qs, dq_acc, dkb, dvb, kb, vb, mask, j0, nk, scale, drop);
+        }
       }
       if (split == 1)
         for (int64_t r = 0; r < rows; r++)

@@ -12,6 +12,11 @@
 // head takes decode_block instead. Each row carries its own causal limit (last visible
 // key); keys before the first unmasked key (left padding) and after the block's last
 // limit are never visited.
+//
+// Dropout of the probabilities (Drop = true) multiplies each tile of P by its keep mask
+// (attention_tile.h) after the row sums are taken, so O accumulates (P * Z) V while l
+// and the saved lse stay those of the undropped softmax. Drop is a template argument:
+// without dropout the kernels are exactly the plain ones.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -48,6 +53,7 @@ std::vector<int64_t> first_keys(const float* key_mask, int64_t B, int64_t Tk) {
 struct Scratch {
   float *qt, *s, *o, *vp, *alpha, *m, *l;
   int32_t* lim;
+  uint64_t* drop_base;  // per row: the dropout hash base of its first key (j = 0)
   const float** qrow;
   float** orow;
   float** lrow;
@@ -56,7 +62,7 @@ struct Scratch {
         s(scratch<float>(1, std::max(BK * BQ, kDecodeRows * round_up(Tk, L)))),
         o(scratch<float>(2, BQ * HSp)), vp(scratch<float>(3, (Tk > BK ? Tk : BK) * HSp)),
         alpha(scratch<float>(4, BQ)), m(scratch<float>(5, BQ)), l(scratch<float>(6, BQ)),
-        lim(scratch<int32_t>(0, BQ)), qrow(scratch<const float*>(0, BQ)),
+        lim(scratch<int32_t>(0, BQ)), drop_base(scratch<uint64_t>(0, BQ)), qrow(scratch<const float*>(0, BQ)),
         orow(scratch<float*>(0, BQ)), lrow(scratch<float*>(1, BQ)) {}
 };
 
@@ -79,10 +85,11 @@ void finish_rows(Scratch& w, int64_t rows, int64_t HS, int64_t HSp) {
 }
 
 // One block of rows [r0, r0 + nr) of kv head (b, g).
+template <bool Drop>
 void forward_block(Scratch& w, float* out, float* lse, const float* q, const float* kb,
                    const float* vb, const float* mask, int64_t first_key, int64_t b, int64_t g,
                    int64_t r0, int64_t nr, int64_t NH, int64_t group, int64_t Tq, int64_t Tk,
-                   int64_t HS, int64_t HSp, float scale, bool causal) {
+                   int64_t HS, int64_t HSp, float scale, bool causal, const Dropout& drop) {
   const float qscale = scale * kLog2e;
   const int64_t nvq = round_up(nr, L) / L;  // vectors of lanes in use
   const int64_t lanes = nvq * L;
@@ -94,12 +101,14 @@ void forward_block(Scratch& w, float* out, float* lse, const float* q, const flo
       w.qrow[r] = q + row * HS;
       w.orow[r] = out + row * HS;
       w.lrow[r] = lse + row;
+      if constexpr (Drop) w.drop_base[r] = drop_base(drop, static_cast<uint64_t>(row * Tk));
       int64_t lim = causal ? Tk - Tq + i : Tk - 1;
       if (lim > Tk - 1) lim = Tk - 1;
       w.lim[r] = static_cast<int32_t>(lim < -1 ? -1 : lim);
       if (lim > max_lim) max_lim = lim;
     } else {
       w.lim[r] = -1;  // unused lanes see no key
+      if constexpr (Drop) w.drop_base[r] = 0;
     }
   }
   for (int64_t c = 0; c < HS; c++)
@@ -137,8 +146,12 @@ void forward_block(Scratch& w, float* out, float* lse, const float* q, const flo
       for (int64_t j = 0; j < nk; j++) {
         float* sj = s + j * BQ + v * L;
         const vf p = exp2v(load(sj) - m_use);
-        store(sj, p);
         sum += p;
+        if constexpr (Drop) {
+          store(sj, p * keep_scaled(drop, w.drop_base + v * L, j0 + j));
+        } else {
+          store(sj, p);
+        }
       }
       store(w.l + v * L, load(w.l + v * L) * alpha + sum);
       store(w.m + v * L, m_new);
@@ -167,10 +180,11 @@ void forward_block(Scratch& w, float* out, float* lse, const float* q, const flo
 // KV-cache decode: dot products along the head dimension for each of a few query rows,
 // then an exact softmax over each whole row of scores, then P V.
 
+template <bool Drop>
 void decode_block(Scratch& w, float* out, float* lse, const float* q, const float* kb,
                   const float* vb, const float* mask, int64_t first_key, int64_t b, int64_t g,
                   int64_t rows, int64_t NH, int64_t group, int64_t Tq, int64_t Tk, int64_t HS,
-                  int64_t HSp, float scale, bool causal) {
+                  int64_t HSp, float scale, bool causal, const Dropout& drop) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const float qscale = scale * kLog2e;
   const int64_t full = HS / L * L;  // head dims read as whole vectors; the rest one by one
@@ -181,6 +195,7 @@ void decode_block(Scratch& w, float* out, float* lse, const float* q, const floa
     w.qrow[r] = q + row * HS;
     w.orow[r] = out + row * HS;
     w.lrow[r] = lse + row;
+    if constexpr (Drop) w.drop_base[r] = drop_base(drop, static_cast<uint64_t>(row * Tk));
     int64_t lim = causal ? Tk - Tq + i : Tk - 1;
     if (lim > Tk - 1) lim = Tk - 1;
     w.lim[r] = static_cast<int32_t>(lim < -1 ? -1 : lim);
@@ -223,6 +238,8 @@ void decode_block(Scratch& w, float* out, float* lse, const float* q, const floa
     }
     w.m[r] = m;
     w.l[r] = hsum(sum);
+    if constexpr (Drop)
+      for (int64_t j = 0; j < nk; j++) sr[j] *= keep_scaled(drop, w.drop_base[r], first_key + j);
   }
   if (nk > 0) {
     const float* vt = vb + first_key * HS;
@@ -241,8 +258,11 @@ void decode_block(Scratch& w, float* out, float* lse, const float* q, const floa
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        const float* key_mask, int64_t B, int64_t NH, int64_t NKV, int64_t Tq,
-                       int64_t Tk, int64_t kvCap, int64_t HS, float scale, bool causal) {
+                       int64_t Tk, int64_t kvCap, int64_t HS, float scale, bool causal,
+                       float dropout_p, uint64_t seed) {
   if (B <= 0 || NH <= 0 || Tq <= 0 || HS <= 0) return;
+  const bool dropping = dropout_p > 0.0f;
+  const Dropout drop = make_dropout(dropout_p, seed);
   const int64_t group = NH / NKV;
   const int64_t rows = group * Tq;  // query rows that share one kv head
   const int64_t nblk = (rows + BQ - 1) / BQ;
@@ -259,18 +279,40 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
     for (int64_t t = 0; t < tasks; t++) {
       const int64_t blk = t % nblk, bg = t / nblk;
       const int64_t b = bg / NKV, g = bg % NKV;
+      const float* kb = k + bg * kvCap * HS;
+      const float* vb = v + bg * kvCap * HS;
+      const float* mask = key_mask ? key_mask + b * Tk : nullptr;
       if (rows <= kDecodeRows) {
-        decode_block(w, out, lse, q, k + bg * kvCap * HS, v + bg * kvCap * HS,
-                     key_mask ? key_mask + b * Tk : nullptr, first[b], b, g, rows, NH, group, Tq,
-                     Tk, HS, HSp, scale, causal);
+        if (dropping) {
+          decode_block<true>(w, out, lse, q, kb, vb, mask, first[b], b, g, rows, NH, group, Tq, Tk,
+                             HS, HSp, scale, causal, drop);
+        } else {
+          decode_block<false>(w, out, lse, q, kb, vb, mask, first[b], b, g, rows, NH, group, Tq, Tk,
+                              HS, HSp, scale, causal, drop);
+        }
         continue;
       }
       const int64_t r0 = blk * BQ;
       const int64_t nr = rows - r0 < BQ ? rows - r0 : BQ;
-      forward_block(w, out, lse, q, k + bg * kvCap * HS, v + bg * kvCap * HS,
-                    key_mask ? key_mask + b * Tk : nullptr, first[b], b, g, r0, nr, NH, group,
-                    Tq, Tk, HS, HSp, scale, causal);
+      if (dropping) {
+        forward_block<true>(w, out, lse, q, kb, vb, mask, first[b], b, g, r0, nr, NH, group, Tq, Tk,
+                            HS, HSp, scale, causal, drop);
+      } else {
+        forward_block<false>(w, out, lse, q, kb, vb, mask, first[b], b, g, r0, nr, NH, group, Tq, Tk,
+                             HS, HSp, scale, causal, drop);
+      }
     }
+  }
+}
+
+void attention_dropout_keep(float* out, int64_t B, int64_t NH, int64_t Tq, int64_t Tk, float p,
+                            uint64_t seed) {
+  const Dropout drop = make_dropout(p, seed);
+  const int64_t rows = B * NH * Tq;
+#pragma omp parallel for schedule(static) if (rows * Tk >= (1 << 16))
+  for (int64_t row = 0; row < rows; row++) {
+    const uint64_t base = drop_base(drop, static_cast<uint64_t>(row * Tk));
+    for (int64_t j = 0; j < Tk; j++) out[row * Tk + j] = keep_scaled(drop, base, j);
   }
 }
 

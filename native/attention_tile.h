@@ -6,6 +6,7 @@
 // keep score tiles transposed, [keys][queries], so that softmax statistics of a
 // query row live in one vector lane.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -160,6 +161,57 @@ static inline void bmm(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
     case 1: bmm_rows<1>(nv, K, a, rs, ks, B, ldb, c, ldc, accumulate); break;
     default: break;
   }
+}
+
+// ---- dropout of attention probabilities ----
+// Entry (b, h, i, j) of the [B, NH, Tq, Tk] probabilities is kept or dropped by a hash of
+// (seed, its flat index ((b*NH + h)*Tq + i)*Tk + j), so the backward regenerates the mask
+// without storing it, and the mask depends on neither the thread count nor the tiling.
+// The hash is splitmix64's, as in the elementwise dropout (activations.cc); its top 24
+// bits u give a uniform number u / 2^24 in [0, 1), kept when >= p.
+
+constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
+
+static inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+struct Dropout {
+  uint64_t key;   // the seed, mixed
+  int32_t thr;    // keep when the 24 hash bits are >= thr, i.e. u / 2^24 >= p
+  float scale;    // 1 / (1 - p): kept entries are scaled up (inverted dropout)
+};
+
+// p in [0, 1).
+static inline Dropout make_dropout(float p, uint64_t seed) {
+  return {mix64(seed + kGolden), static_cast<int32_t>(std::ceil(static_cast<double>(p) * 16777216.0)),
+          1.0f / (1.0f - p)};
+}
+
+// The hash input of flat index idx is key + idx * kGolden (mod 2^64): a row's entries are
+// its base, key + row_start * kGolden, plus j * kGolden.
+static inline uint64_t drop_base(const Dropout& d, uint64_t row_start) { return d.key + row_start * kGolden; }
+
+// The scaled keep value (1 / (1 - p) or 0) of entry j of the row with base `base`.
+static inline float keep_scaled(const Dropout& d, uint64_t base, int64_t j) {
+  const int32_t bits = static_cast<int32_t>(mix64(base + static_cast<uint64_t>(j) * kGolden) >> 40);
+  return bits >= d.thr ? d.scale : 0.0f;
+}
+
+typedef uint64_t vu __attribute__((vector_size(L * sizeof(uint64_t))));
+
+// keep_scaled of entry j for L rows at once (their bases in `bases`).
+static inline vf keep_scaled(const Dropout& d, const uint64_t* bases, int64_t j) {
+  vu z;
+  std::memcpy(&z, bases, sizeof z);
+  z += static_cast<uint64_t>(j) * kGolden;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z = z ^ (z >> 31);
+  const vi bits = __builtin_convertvector(z >> 40, vi);
+  return bits >= d.thr ? splat(d.scale) : vf{};
 }
 
 // Copy `rows` rows of `cols` floats (row stride ld) into dst with row stride ldd,

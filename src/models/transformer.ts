@@ -9,9 +9,9 @@
 // Positions follow transformers: a plain forward counts from 0 over the pads
 // (GPT-2, NeoX, LLaMA), OPT always derives them from the mask (+ offset 2), and
 // generation passes cumsum(mask) - 1 explicitly. Dropout follows the config
-// (embedding and residual dropout; the fused attention kernel has no dropout of
-// attention probabilities, so `attention_dropout`/`attn_pdrop` are not applied)
-// and only runs when a forward asks for training and `dropoutEnabled` is on.
+// (embedding, residual, and attention probabilities: `attn_pdrop`/`attention_dropout`,
+// applied inside the fused attention kernel) and only runs when a forward asks for
+// training and `dropoutEnabled` is on; KV-cache generation never drops.
 // With `gradientCheckpointing`, a training forward keeps only each block's
 // input and the backward recomputes the block (replaying its dropout).
 import type { ModelConfig } from './config.js';
@@ -129,16 +129,16 @@ export class Transformer {
   }
 
   /**
-   * DeepSpeed-Chat's --dropout: one probability for embedding and residual dropout in place of the
-   * config's (0 turns dropout off as --disable_dropout does).
+   * DeepSpeed-Chat's --dropout: one probability for embedding, residual and attention dropout in
+   * place of the config's (0 turns dropout off as --disable_dropout does).
    */
   setDropout(p: number): void {
     if (!(p >= 0 && p < 1)) throw new Error(`transformer: dropout must be in [0, 1), got ${p}`);
     this.dropoutOverride = p;
   }
 
-  /** The dropout probability in use for embeddings or residual branches. */
-  dropoutP(kind: 'embed' | 'residual'): number {
+  /** The dropout probability in use for embeddings, residual branches or attention probabilities. */
+  dropoutP(kind: 'embed' | 'residual' | 'attention'): number {
     return this.dropoutOverride ?? this.cfg.dropout[kind];
   }
 
@@ -224,7 +224,9 @@ export class Transformer {
       cacheWrite(c.v[i], v, c.length);
       o = attentionCached(q, c.k[i], c.v[i], c.length + T, { keyMask: ctx.keyMask, causal: true, scale });
     } else {
-      o = attention(q, k, v, { keyMask: ctx.keyMask, causal: true, scale });
+      const pa = this.dropoutP('attention');
+      const dropout = this.dropoutOn(ctx.train) && pa > 0 ? { p: pa, rng: this.rng } : null;
+      o = attention(q, k, v, { keyMask: ctx.keyMask, causal: true, scale, dropout });
     }
     // [B, NH, T, HS] -> [B, T, NH * HS]; with one query per row the layouts coincide.
     o = T === 1 ? reshape(o, [B, T, NH * HS]) : reshape(permute(o, [0, 2, 1, 3]), [B, T, NH * HS]);

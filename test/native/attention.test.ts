@@ -122,14 +122,14 @@ t.test('attention matches PyTorch (outputs, lse, gradients)', async (t) => {
     const out = new Float32Array(B * NH * Tq * HS), lse = new Float32Array(B * NH * Tq);
     // Forward through a cache larger than Tk whose tail is NaN: it must never be read.
     native.attentionForward(out, lse, q, toCache(k, B * NKV, Tk, kvCap, HS), toCache(v, B * NKV, Tk, kvCap, HS),
-      mask, B, NH, NKV, Tq, Tk, kvCap, HS, scale, causal);
+      mask, B, NH, NKV, Tq, Tk, kvCap, HS, scale, causal, 0, 0);
     close(t, `${c.name}: out`, out, tensor(c, 'out'), FWD);
     close(t, `${c.name}: lse`, lse, tensor(c, 'lse'), FWD);
 
     const dq = new Float32Array(q.length).fill(NaN), dk = new Float32Array(k.length).fill(NaN);
     const dv = new Float32Array(v.length).fill(NaN);
     native.attentionBackward(dq, dk, dv, tensor(c, 'dout'), q, k, v, out, lse, mask, B, NH, NKV, Tq, Tk, HS,
-      scale, causal);
+      scale, causal, 0, 0);
     close(t, `${c.name}: dq`, dq, tensor(c, 'dq'), GRAD);
     close(t, `${c.name}: dk`, dk, tensor(c, 'dk'), GRAD);
     close(t, `${c.name}: dv`, dv, tensor(c, 'dv'), GRAD);
@@ -162,14 +162,14 @@ t.test('attention gradients match central finite differences', async (t) => {
   const w = randn(B * NH * T * HS, 4);
   const out = new Float32Array(q.length), lse = new Float32Array(B * NH * T);
   const loss = (): number => {
-    native.attentionForward(out, lse, q, k, v, mask, B, NH, NKV, T, T, T, HS, scale, true);
+    native.attentionForward(out, lse, q, k, v, mask, B, NH, NKV, T, T, T, HS, scale, true, 0, 0);
     let s = 0;
     for (let i = 0; i < out.length; i++) s += out[i] * w[i];
     return s;
   };
   loss();
   const dq = new Float32Array(q.length), dk = new Float32Array(k.length), dv = new Float32Array(v.length);
-  native.attentionBackward(dq, dk, dv, w, q, k, v, out, lse, mask, B, NH, NKV, T, T, HS, scale, true);
+  native.attentionBackward(dq, dk, dv, w, q, k, v, out, lse, mask, B, NH, NKV, T, T, HS, scale, true, 0, 0);
   // float32 forward: rounding of the loss (~1e-6) over 2 eps dominates the error.
   const eps = 1e-2, tol: Tol = { rtol: 2e-2, atol: 2e-3 };
   for (const [name, x, g] of [['q', q, dq], ['k', k, dk], ['v', v, dv]] as const) {
@@ -227,7 +227,7 @@ t.test('KV-cache decode equals attention over the full sequence, row by row', as
   const mask = leftPadMask(B, T, [0, 4]);
   const q = randn(B * NH * T * HS, 21), k = randn(B * NKV * T * HS, 22), v = randn(B * NKV * T * HS, 23);
   const full = new Float32Array(q.length), fullLse = new Float32Array(B * NH * T);
-  native.attentionForward(full, fullLse, q, k, v, mask, B, NH, NKV, T, T, T, HS, scale, true);
+  native.attentionForward(full, fullLse, q, k, v, mask, B, NH, NKV, T, T, T, HS, scale, true, 0, 0);
 
   // The cache fills step by step; rows past the current length hold NaN.
   const kc = new Float32Array(B * NKV * kvCap * HS).fill(NaN), vc = new Float32Array(kc.length).fill(NaN);
@@ -254,7 +254,7 @@ t.test('KV-cache decode equals attention over the full sequence, row by row', as
     const m = new Float32Array(B * Tk);
     for (let b = 0; b < B; b++) m.set(mask.subarray(b * T, b * T + Tk), b * Tk);
     const out = new Float32Array(qs.length), lse = new Float32Array(B * NH * Tq);
-    native.attentionForward(out, lse, qs, kc, vc, m, B, NH, NKV, Tq, Tk, kvCap, HS, scale, true);
+    native.attentionForward(out, lse, qs, kc, vc, m, B, NH, NKV, Tq, Tk, kvCap, HS, scale, true, 0, 0);
     close(t, `rows ${from}..${to - 1} (Tq ${Tq}, Tk ${Tk}, kvCap ${kvCap}): out`, out, want, tol);
     close(t, `rows ${from}..${to - 1}: lse`, lse, wantLse, tol);
   }
@@ -271,9 +271,9 @@ t.test('1 and 2 threads agree', async (t) => {
   const run = (threads: number) => {
     native.setThreads(threads);
     const out = new Float32Array(q.length), lse = new Float32Array(B * NH * T);
-    native.attentionForward(out, lse, q, k, v, mask, B, NH, NKV, T, T, T, HS, scale, true);
+    native.attentionForward(out, lse, q, k, v, mask, B, NH, NKV, T, T, T, HS, scale, true, 0, 0);
     const dq = new Float32Array(q.length), dk = new Float32Array(k.length), dv = new Float32Array(v.length);
-    native.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, mask, B, NH, NKV, T, T, HS, scale, true);
+    native.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, mask, B, NH, NKV, T, T, HS, scale, true, 0, 0);
     const r = new Float32Array(B * T * NH * HS);
     native.rope(r, q, Int32Array.from({ length: B * T }, (_, i) => i), Float32Array.from([1, 0.1, 0.01, 0.001]),
       B, T, NH, HS, 8, false, false);
@@ -300,7 +300,7 @@ t.test('bad arguments throw errors naming the argument', async (t) => {
   const fwd = (over: Partial<Record<string, unknown>>) => () => {
     const a = { out: f(q.length), lse, q, k: kv, v: kv, mask: null, NH, NKV, Tk: T, kvCap: T, ...over };
     (native.attentionForward as (...args: unknown[]) => void)(a.out, a.lse, a.q, a.k, a.v, a.mask, B, a.NH,
-      a.NKV, T, a.Tk, a.kvCap, HS, 0.5, true);
+      a.NKV, T, a.Tk, a.kvCap, HS, 0.5, true, 0, 0);
   };
   const cases: [string, () => void, string, RegExp][] = [
     ['short q', fwd({ q: f(q.length - 1) }), 'RangeError', /'q'/],
@@ -311,7 +311,7 @@ t.test('bad arguments throw errors naming the argument', async (t) => {
     ['kvCap < Tk', fwd({ kvCap: T - 1 }), 'RangeError', /'kvCap'/],
     ['Float64Array q', fwd({ q: new Float64Array(q.length) }), 'TypeError', /'q'/],
     ['backward short dk', () => native.attentionBackward(f(q.length), f(kv.length - 1), f(kv.length), f(q.length),
-      q, kv, kv, f(q.length), lse, null, B, NH, NKV, T, T, HS, 0.5, true), 'RangeError', /'dk'/],
+      q, kv, kv, f(q.length), lse, null, B, NH, NKV, T, T, HS, 0.5, true, 0, 0), 'RangeError', /'dk'/],
     ['rope odd rotaryDim', () => native.rope(f(q.length), q, new Int32Array(B * T), f(4), B, T, NH, HS, 7, false,
       false), 'RangeError', /'rotaryDim'/],
     ['rope short positions', () => native.rope(f(q.length), q, new Int32Array(B * T - 1), f(4), B, T, NH, HS, 8,

@@ -1,9 +1,11 @@
 // Attention: rotary position embedding and fused scaled-dot-product attention
-// (causal, key padding mask, grouped-query). The training op saves the
-// log-sum-exp rows so that the backward never rebuilds the score matrix; the
-// cache helpers serve generation (no gradient).
+// (causal, key padding mask, grouped-query, dropout of the probabilities). The
+// training op saves the log-sum-exp rows so that the backward never rebuilds the
+// score matrix; with dropout it keeps only the seed of the mask, which the kernel
+// regenerates. The cache helpers serve generation (no gradient, no dropout).
 import { native } from '../../native.js';
 import { defineRule, isGradEnabled, record } from '../tape/autograd.js';
+import type { Rng } from '../rng.js';
 import { empty, fmtShape, type Tensor } from '../tensor.js';
 import { f32, fail, i32, rank } from './check.js';
 
@@ -53,6 +55,19 @@ export interface AttentionOptions {
   scale?: number;
 }
 
+/** Dropout of the attention probabilities (transformers' attn_pdrop / attention_dropout). */
+export interface AttentionDropout {
+  /** In [0, 1); 0 drops nothing and draws nothing from rng. */
+  p: number;
+  /** One 32-bit seed is drawn per call: a replayed generator (checkpoint) replays the mask. */
+  rng: Rng;
+}
+
+export interface TrainAttentionOptions extends AttentionOptions {
+  /** Absent or null: no dropout (evaluation). */
+  dropout?: AttentionDropout | null;
+}
+
 interface AttnDims {
   B: number;
   NH: number;
@@ -90,11 +105,14 @@ interface AttnAttrs extends AttnDims {
   scale: number;
   causal: boolean;
   masked: boolean;
+  dropoutP: number;
+  seed: number;
 }
 
 /** Fused attention: q [B, NH, Tq, HS], k and v [B, NKV, Tk, HS] -> [B, NH, Tq, HS].
- *  A query row that sees no key gives zeros. */
-export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor {
+ *  A query row that sees no key gives zeros. With opts.dropout, the softmax probabilities are
+ *  dropped (inverted dropout, as transformers' eager attention) before they weight v. */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: TrainAttentionOptions): Tensor {
   const qd = f32('attention', 'q', q);
   const kd = f32('attention', 'k', k);
   const vd = f32('attention', 'v', v);
@@ -102,15 +120,19 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const { B, NH, NKV, Tq, Tk, HS } = dims;
   const md = maskData('attention', opts.keyMask, B, Tk);
   const scale = opts.scale ?? 1 / Math.sqrt(HS);
+  const dropoutP = opts.dropout?.p ?? 0;
+  if (!(dropoutP >= 0 && dropoutP < 1)) fail('attention', `dropout p must be in [0, 1), got ${dropoutP}`);
+  const seed = dropoutP > 0 ? opts.dropout!.rng.nextU32() : 0;
   const out = empty(q.shape);
   const lse = empty([B, NH, Tq], 'f32', false);
-  native.attentionForward(out.f32, lse.f32, qd, kd, vd, md, B, NH, NKV, Tq, Tk, Tk, HS, scale, opts.causal);
+  native.attentionForward(out.f32, lse.f32, qd, kd, vd, md, B, NH, NKV, Tq, Tk, Tk, HS, scale, opts.causal, dropoutP, seed);
   const save = md === null ? [q, k, v, out] : [q, k, v, out, opts.keyMask!];
-  record<AttnAttrs>('attention', out, [q, k, v], save, [lse], { ...dims, scale, causal: opts.causal, masked: md !== null });
+  record<AttnAttrs>('attention', out, [q, k, v], save, [lse],
+    { ...dims, scale, causal: opts.causal, masked: md !== null, dropoutP, seed });
   return out;
 }
 defineRule<AttnAttrs>('attention', (n, [g]) => {
-  const { B, NH, NKV, Tq, Tk, HS, scale, causal, masked } = n.attrs;
+  const { B, NH, NKV, Tq, Tk, HS, scale, causal, masked, dropoutP, seed } = n.attrs;
   const q = n.saved[0], k = n.saved[1], v = n.saved[2], out = n.saved[3];
   const mask = masked ? n.saved[4] : null;
   const lse = n.saved[n.saved.length - 1];
@@ -118,7 +140,7 @@ defineRule<AttnAttrs>('attention', (n, [g]) => {
   const dk = empty(k.shape);
   const dv = empty(v.shape);
   native.attentionBackward(dq.f32, dk.f32, dv.f32, g!.f32, q.f32, k.f32, v.f32, out.f32, lse.f32,
-    mask === null ? null : mask.f32, B, NH, NKV, Tq, Tk, HS, scale, causal);
+    mask === null ? null : mask.f32, B, NH, NKV, Tq, Tk, HS, scale, causal, dropoutP, seed);
   // The kernel computes all three; hand back only those asked for.
   const grads = [dq, dk, dv];
   return grads.map((g, i) => {
@@ -139,7 +161,7 @@ export function attentionCached(q: Tensor, kCache: Tensor, vCache: Tensor, Tk: n
   const md = maskData('attentionCached', opts.keyMask, B, Tk);
   const out = empty(q.shape);
   const lse = empty([B, NH, Tq], 'f32', false);
-  native.attentionForward(out.f32, lse.f32, qd, kd, vd, md, B, NH, NKV, Tq, Tk, cap, HS, opts.scale ?? 1 / Math.sqrt(HS), opts.causal);
+  native.attentionForward(out.f32, lse.f32, qd, kd, vd, md, B, NH, NKV, Tq, Tk, cap, HS, opts.scale ?? 1 / Math.sqrt(HS), opts.causal, 0, 0);
   lse.dispose();
   return out;
 }
