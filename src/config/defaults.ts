@@ -25,7 +25,7 @@ function placementKeys(devices: string[]) {
     devices: strList(devices, 'Devices: one entry shared by every replica, or one entry per replica.', devicePattern),
     replicas: int(1, 'Number of replicas in the group; a batch is sharded across them.', { min: 1 }),
     threads: int(0, 'Kernel threads per replica; 0 = one per CPU core of its device entry (all cores for plain cpu).', { min: 0 }),
-    node: optStr('Name of the machine (node agent) to run on; null = the coordinator\'s machine.'),
+    node: optStr('Machine (node agent name) to run on, or names separated by commas, one per replica (\'local,gpu-2\'); null = the coordinator\'s machine.'),
     maxRestarts: int(3, 'Times a replica whose process dies is restarted before the run fails; 0 = never.', { min: 0 }),
   };
 }

@@ -76,7 +76,8 @@ export function placementPlan(config: Config, step: StepName): PlanInput {
       restart: { maxRestarts: r.maxRestarts },
       args,
     };
-    if (r.node !== null) p.node = r.node;
+    // 'gpu-1', or 'local,gpu-1' with one name per replica (a group across machines).
+    if (r.node !== null) p.node = r.node.includes(',') ? r.node.split(',').map((n) => n.trim()) : r.node;
     if (role === 'reward' && config.reward.kind === 'command') p.command = [...config.reward.command!];
     else p.module = `actors/${role}.js`;
     plan[role] = p;

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as zmq from 'zeromq';
 import { NodeAgent, type ExitInfo } from './agent.js';
-import { withCollectives } from './collective.js';
+import { COLLECTIVE_TIMEOUT_MS, needsRelay, Relay, type RelayAddress, withCollectives } from './collective.js';
 import { allowClients, forgetClients, generateRunKeys, writeNodeKeys, type RunKeys } from './curve.js';
 import { RoleGroup, type CallOptions, type CallResult, type Payload, type RoleHandle, type Roles } from './handles.js';
 import { resolveOptions, type ResolvedOptions, type RuntimeOptions } from './options.js';
@@ -47,6 +47,7 @@ export class Coordinator implements Roles {
   private readonly coordLog: string;
   private readonly zapDomain = `quartet-${process.pid}-${++runCounter}`;
   private keys: RunKeys | null = null;
+  private readonly relays: Relay[] = [];
   private nextId = 0;
   private timer: NodeJS.Timeout | null = null;
   private lastTick = Date.now();
@@ -126,17 +127,47 @@ export class Coordinator implements Roles {
   async start(plan: PlanInput | Placement): Promise<void> {
     if (this.roles.size) throw new Error('runtime: start() was already called');
     const planned = 'roles' in plan && Array.isArray(Object.values(plan.roles)[0]) ? (plan as Placement) : planPlacement(plan as PlanInput);
-    const placement = withCollectives(planned, this.sockDir);
-    for (const [name, plans] of Object.entries(placement.roles)) this.roles.set(name, plans.map((p) => this.newReplica(p)));
-    const remote = [...new Set(Object.values(placement.roles).flat().map((p) => p.node))].filter((n) => n !== LOCAL_NODE);
+    const remote = [...new Set(Object.values(planned.roles).flat().map((p) => p.node))].filter((n) => n !== LOCAL_NODE);
     if (remote.length) {
       if (!this.tcpEndpoint) throw new Error(`runtime: the plan places roles on node(s) ${remote.join(', ')} but no 'listen' endpoint was given`);
       await this.waitForNodes(remote);
     }
+    const placement = withCollectives(planned, this.sockDir, COLLECTIVE_TIMEOUT_MS, await this.openRelays(planned));
+    for (const [name, plans] of Object.entries(placement.roles)) this.roles.set(name, plans.map((p) => this.newReplica(p)));
     const all = [...this.roles.values()].flat();
     await Promise.all(all.map((r) => this.spawn(r)));
     const deadline = Date.now() + this.opts.startTimeoutMs + 1000;
     await Promise.all(all.map((r) => this.waitReady(r, deadline)));
+  }
+
+  /**
+   * A relay (src/runtime/collective.ts) for each group whose replicas are not
+   * all on this machine, and how each replica reaches it: local ones at the
+   * address this coordinator listens on (loopback when that is a wildcard),
+   * remote ones at the host their node agent reached the coordinator by.
+   */
+  private async openRelays(placement: Placement): Promise<RelayAddress | undefined> {
+    const groups = Object.entries(placement.roles).filter(([, plans]) => needsRelay(plans));
+    if (groups.length === 0) return undefined;
+    const keys = this.keys!;
+    const [, listenHost] = /^tcp:\/\/(.+):\d+$/.exec(this.tcpEndpoint!)!;
+    const ports = new Map<string, number>();
+    for (const [group, plans] of groups) {
+      const relay = await Relay.open({ group, size: plans.length, host: listenHost, secretKey: keys.server.secretKey, zapDomain: this.zapDomain, note: (line) => this.note(line) });
+      this.relays.push(relay);
+      ports.set(group, relay.port);
+      this.note(`collective '${group}': replicas on ${[...new Set(plans.map((p) => p.node))].join(', ')} average through a relay on port ${relay.port}`);
+    }
+    const curve = { serverKey: keys.server.publicKey, publicKey: keys.node.publicKey, secretKey: keys.node.secretKey };
+    return (role, plan) => {
+      let host = ['0.0.0.0', '*', '[::]', '::'].includes(listenHost) ? '127.0.0.1' : listenHost;
+      if (plan.node !== LOCAL_NODE) {
+        const seen = /^tcp:\/\/(.+):\d+$/.exec(String(this.nodes.get(plan.node)?.info.coordinator ?? ''));
+        if (!seen) throw new Error(`runtime: node '${plan.node}' did not say at which address it reaches the coordinator (an older quartet node?), which its '${role}' replica needs for gradient averaging`);
+        host = seen[1];
+      }
+      return { endpoint: `tcp://${host}:${ports.get(role)}`, curve };
+    };
   }
 
   private newReplica(plan: ReplicaPlan): Replica {
@@ -550,6 +581,7 @@ export class Coordinator implements Roles {
     // Let the byes reach the nodes before the sockets go.
     await new Promise((r) => setTimeout(r, 50));
     // Unbinding resolves once the port and socket file are released; close alone finishes later, in ZeroMQ's own thread.
+    await Promise.all(this.relays.splice(0).map((r) => r.close()));
     await Promise.all(this.endpoints.map((ep) => ep.sock.unbind(ep.address).catch(() => {})));
     for (const ep of this.endpoints) ep.sock.close();
     this.endpoints.length = 0;

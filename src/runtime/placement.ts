@@ -11,8 +11,11 @@ export interface RoleInput {
    * joined with '+', e.g. 'cuda:0+cpu:2-3'.
    */
   devices: string[];
-  /** The machine: 'local' (default) or the --name of a node that joined. */
-  node?: string;
+  /**
+   * The machine: 'local' (default) or the --name of a node that joined; a
+   * list gives one per replica, so that a group can span machines.
+   */
+  node?: string | string[];
   /** A custom process in any language that speaks docs/protocol.md. */
   command?: string[];
   /** A JavaScript role file under dist/, e.g. 'actors/actor.js'. */
@@ -118,10 +121,14 @@ export function planPlacement(input: PlanInput, localCpus: number[] = allowedCpu
     if (r.args !== undefined && (r.args === null || typeof r.args !== 'object' || Array.isArray(r.args))) throw new Error(`${where}: 'args' must be an object`);
     const maxRestarts = r.restart?.maxRestarts ?? 0;
     if (!Number.isSafeInteger(maxRestarts) || maxRestarts < 0) throw new Error(`${where}: 'restart.maxRestarts' must be an integer >= 0`);
-    const node = r.node ?? LOCAL_NODE;
-    if (typeof node !== 'string' || !NAME.test(node)) throw new Error(`${where}: 'node' must be a node name like 'local' or 'gpu-1'`);
+    const nodes = Array.isArray(r.node) ? r.node : [r.node ?? LOCAL_NODE];
+    if (nodes.length === 0 || !nodes.every((n) => typeof n === 'string' && NAME.test(n)))
+      throw new Error(`${where}: 'node' must be a node name like 'local' or 'gpu-1', or a list of them (one per replica)`);
+    if (nodes.length !== 1 && nodes.length !== r.replicas)
+      throw new Error(`${where}: 'node' needs one name shared by all replicas or one per replica (${r.replicas}), got ${nodes.length}`);
     roles[role] = [];
     for (let i = 0; i < r.replicas; i++) {
+      const node = nodes.length === 1 ? nodes[0] : nodes[i];
       const entry = r.devices.length === 1 ? r.devices[0] : r.devices[i];
       const dev = parseDevices(`${where} replica ${i}`, entry);
       if (node === LOCAL_NODE && dev.cpus) {

@@ -111,7 +111,8 @@ export async function runNode(o: NodeOptions): Promise<number> {
   sock.connect(o.coordinator);
   void receive();
   void watch();
-  await send({ kind: 'hello', id: 0, meta: { role: 'node', name: o.name, pid: process.pid, host: hostname(), cpus: allowedCpus() } });
+  // coordinator: the address this machine reaches it by, where its replicas of a group across machines find the group's relay.
+  await send({ kind: 'hello', id: 0, meta: { role: 'node', name: o.name, pid: process.pid, host: hostname(), cpus: allowedCpus(), coordinator: o.coordinator } });
   const started = Date.now();
   const timer = setInterval(() => {
     const now = Date.now();

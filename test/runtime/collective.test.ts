@@ -105,7 +105,7 @@ t.test('a replica that never arrives fails the reduction on the others, naming i
 
   // The next reduction is not confused by the failed one: mismatched buffers are named.
   const [m0, m1] = await Promise.allSettled([root.allReduceMean([new Float32Array(4)]), one.allReduceMean([new Float32Array(5)])]);
-  t.match(m0, { status: 'rejected', reason: { message: /reduction 2\): replica 1 sent 1 buffers of \[5\] elements, replica 0 has 1 of \[4\]/ } });
+  t.match(m0, { status: 'rejected', reason: { message: /reduction 2\): replica 1 sent 1 buffers of \[5\] elements, the group has 1 of \[4\]/ } });
   t.match(m1, { status: 'rejected', reason: { message: /replica 1 sent 1 buffers of \[5\]/ } });
 });
 
@@ -130,27 +130,30 @@ t.test('a restarted replica fails the next reduction: its weights are no longer 
   t.match(r1, { status: 'rejected', reason: { message: /replica 1 was restarted, and the replicas' weights no longer agree/ } });
 });
 
-t.test('the runtime gives each group of several replicas its own short ipc path; lone replicas and other machines get none', async (t) => {
+t.test('the runtime gives each group of several replicas its own short ipc path, a group across machines the relay; lone replicas none', async (t) => {
   const placement = planPlacement({
     actor: { replicas: 2, devices: ['cpu'], module: 'actors/actor.js', args: { model: 'm' } },
     reference: { replicas: 1, devices: ['cpu'], module: 'actors/reference.js' },
-    critic: { replicas: 2, devices: ['cpu'], module: 'actors/critic.js', node: 'gpu-1' },
+    critic: { replicas: 2, devices: ['cpu'], module: 'actors/critic.js', node: ['local', 'gpu-1'] },
   }, [0, 1]);
   const sockDir = '/tmp/' + 'x'.repeat(80);
-  const p = withCollectives(placement, sockDir);
+  t.throws(() => withCollectives(placement, sockDir), /collective 'critic': its replicas span machines, and no relay address was given/);
+  const curve = { serverKey: 'a'.repeat(40), publicKey: 'b'.repeat(40), secretKey: 'c'.repeat(40) };
+  const p = withCollectives(placement, sockDir, 5000, (role, plan) => ({ endpoint: `tcp://${plan.node === 'local' ? '127.0.0.1' : '10.0.0.1'}:7000`, curve }));
   const actor = p.roles.actor.map((r) => r.args.collective as CollectiveSpec);
-  t.equal(actor[0], actor[1], 'both actor replicas get the same spec');
-  t.match(actor[0], { group: 'actor', size: 2, endpoint: `ipc://${sockDir}/g0.sock` });
-  t.ok(actor[0].endpoint!.length - 'ipc://'.length < 107, 'the path fits a unix socket');
+  t.same(actor[0], actor[1], 'both actor replicas get the same spec');
+  t.match(actor[0], { group: 'actor', size: 2, endpoint: `ipc://${sockDir}/g0.sock`, timeoutMs: 5000 });
+  t.ok(actor[0].endpoint.length - 'ipc://'.length < 107, 'the path fits a unix socket');
   t.equal(p.roles.actor[0].args.model, 'm', 'the other args are kept');
   t.equal(placement.roles.actor[0].args.collective, undefined, 'the input placement is left alone');
   t.equal(p.roles.reference[0].args.collective, undefined, 'a lone replica has no collective');
-  const critic = p.roles.critic[0].args.collective as CollectiveSpec;
-  t.equal(critic.endpoint, null);
-  await t.rejects(openCollective(critic, 0), /collective 'critic': its 2 replicas are not all on the coordinator's machine/);
-  t.throws(() => parseCollectiveSpec('actor', { group: 'actor', size: 2, endpoint: 'tcp://x:1', timeoutMs: 5 }), /actor: args.collective.endpoint must be an ipc:\/\/ endpoint or null/);
+  const critic = p.roles.critic.map((r) => r.args.collective as CollectiveSpec);
+  t.same(critic.map((c) => c.endpoint), ['tcp://127.0.0.1:7000', 'tcp://10.0.0.1:7000'], 'each replica reaches the relay its own way');
+  t.same(parseCollectiveSpec('critic', critic[1]), critic[1], 'the spec round trips through the check');
+  t.throws(() => parseCollectiveSpec('actor', { group: 'actor', size: 2, endpoint: 'tcp://x:1', timeoutMs: 5 }), /actor: args.collective.curve must be the CURVE keys/);
+  t.throws(() => parseCollectiveSpec('actor', { group: 'actor', size: 2, endpoint: 'udp://x:1', timeoutMs: 5 }), /args.collective.endpoint must be an ipc:\/\/ or tcp:\/\/ endpoint/);
   t.equal(parseCollectiveSpec('actor', undefined), null);
-  const lone = await openCollective({ group: 'actor', size: 1, endpoint: null, timeoutMs: 1 }, 0);
+  const lone = await openCollective({ group: 'actor', size: 1, endpoint: 'ipc:///nowhere', timeoutMs: 1 }, 0);
   const b = Float32Array.from([1, 2]);
   await lone.allReduceMean([b]);
   t.same([...b], [1, 2], 'a group of one leaves its gradients as they are');

@@ -78,6 +78,8 @@ t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
   await rt.start({
     actor: { replicas: 1, devices: ['cpu:0'], module: ECHO },
     reward: { replicas: 1, devices: ['cpu:1'], module: ECHO, node: 'remote', restart: { maxRestarts: 1 } },
+    // A group across the two machines: its gradient averaging goes through the coordinator's relay.
+    grad: { replicas: 2, devices: ['cpu:0', 'cpu:1'], module: ECHO, node: ['local', 'remote'] },
     ...(python ? { pyreward: { replicas: 1, devices: ['cpu:0'], node: 'remote', command: ['/usr/bin/python3', join(repoRoot, 'examples/reward-python/reward.py')] } } : {}),
   });
   t.same(rt.nodeNames(), ['remote']);
@@ -90,6 +92,13 @@ t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
   const back = await rt.role('reward', 0).call('echo', { tensors: { x } });
   t.same([...back.tensors.x.data], [...x.data], 'a tensor crosses both ways over tcp + CURVE');
   t.equal((await rt.role('actor', 0).call('ping')).meta.pid !== pid, true, 'the local role runs beside it');
+  const rows = { dtype: 'f32' as const, shape: [2, 3], data: Float32Array.from([1, 2, 3, 5, 6, 7]) };
+  for (let round = 0; round < 2; round++) {
+    const mean = await rt.group('grad').call('allreduce', { tensors: { x: rows } });
+    t.same([...mean.tensors.x.data], [3, 4, 5, 3, 4, 5], `round ${round + 1}: the replicas on both machines end with the mean of their shards`);
+  }
+  const relayPort = Number(/:(\d+)$/.exec((await rt.group('grad').call('allreduce', { tensors: { x: rows } })).replies[1].meta.endpoint as string)![1]);
+  t.match((await rt.role('grad', 1).call('placement')).meta.cpus, '1');
   if (python) {
     const ids = { dtype: 'i32' as const, shape: [1, 4], data: Int32Array.from([5, 6, 6, 7]) };
     const py = await rt.role('pyreward', 0).call('score', { meta: { promptLength: 1 }, tensors: { ids, mask: { ...ids, data: Int32Array.from([1, 1, 1, 1]) } } });
@@ -117,6 +126,10 @@ t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
   await new Promise<void>((res, rej) => server.once('error', rej).listen(Number(port), host, () => res()));
   server.close();
   t.pass(`port ${port} is free again`);
+  const relay = createServer();
+  await new Promise<void>((res, rej) => relay.once('error', rej).listen(relayPort, host, () => res()));
+  relay.close();
+  t.pass(`the relay's port ${relayPort} is free again`);
 });
 
 t.test('kill -9 the coordinator: the node agent and its roles exit within a few seconds', async (t) => {
