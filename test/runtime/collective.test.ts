@@ -11,7 +11,9 @@ import { Worker } from 'node:worker_threads';
 import { loadModel } from '../../src/models/checkpoint.js';
 import { initModelFolder } from '../../src/models/init.js';
 import { type CollectiveSpec, openCollective, parseCollectiveSpec, withCollectives } from '../../src/runtime/collective.js';
-import { startRuntime } from '../../src/runtime/coordinator.js';
+import { Coordinator } from '../../src/runtime/coordinator.js';
+import { readNodeKeys } from '../../src/runtime/curve.js';
+import { runNode } from '../../src/runtime/remote-agent.js';
 import { planPlacement } from '../../src/runtime/placement.js';
 import { Rng } from '../../src/tensor/index.js';
 import { engineOptions } from '../../src/training/options.js';
@@ -159,13 +161,16 @@ t.test('the runtime gives each group of several replicas its own short ipc path,
   t.same([...b], [1, 2], 'a group of one leaves its gradients as they are');
 });
 
-t.test('two actor processes stepping on different shards stay byte-identical and equal one engine on the whole batch', async (t) => {
+for (const across of [false, true]) t.test(`two actor processes stepping on different shards stay byte-identical and equal one engine on the whole batch${across ? ' (across two machines: through the relay)' : ''}`, async (t) => {
   const runDir = tempRunDir(t, 'qcol-rt-');
   const modelDir = join(runDir, 'model');
   initModelFolder(modelDir, { modelType: 'gpt2', layers: 2, hidden: 32, heads: 4, vocab: 300, maxPositions: 64, seed: 5 });
   const args = { model: modelDir, seed: 3 };
-  const rt = await startRuntime({ actor: { replicas: 2, devices: ['cpu:0', 'cpu:1'], module: 'actors/actor.js', args } }, { runDir });
+  // The second machine is a node agent in this process joining over loopback tcp + CURVE (node.test.ts runs one in a network namespace).
+  const rt = await Coordinator.open({ runDir, ...(across && { listen: 'tcp://127.0.0.1:*' }) });
   t.teardown(() => rt.shutdown());
+  const node = across ? runNode({ coordinator: rt.tcpEndpoint!, keys: readNodeKeys(rt.nodeKeysFile!), name: 'other', log: () => {} }) : null;
+  await rt.start({ actor: { replicas: 2, devices: ['cpu:0', 'cpu:1'], module: 'actors/actor.js', args, ...(across && { node: ['local', 'other'] }) } });
   const whole = PolicyEngine.load(engineOptions('actor', args));
 
   // Four rows a step, two per replica; rows 0 and 2 are left-padded alike so
@@ -201,5 +206,7 @@ t.test('two actor processes stepping on different shards stay byte-identical and
   t.ok(saved.p('h.0.qkv.w').f32.some((v, i) => v !== start[i]), 'the replicas did train');
 
   await rt.shutdown();
+  await node;
   t.same(processesMentioning(runDir), [], 'no role outlives the run');
+  if (across) t.same(processesMentioning(rt.tcpEndpoint!), [], 'no role of the other machine either');
 });
