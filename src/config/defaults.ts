@@ -164,6 +164,11 @@ export const schema = {
     overlap: bool(false, 'Generate batch k+1 while batch k trains (one step off-policy).'),
     saveEvery: int(0, 'Checkpoint every N PPO steps; 0 = only at the end.', { min: 0 }),
   },
+  // Other machines: `quartet node --coordinator <listen> --keys <outputDir>/keys/node.json` on each.
+  runtime: {
+    listen: optStr('tcp://HOST:PORT (a fixed port) where node agents of other machines join the run; null = this machine only.'),
+    nodeTimeout: int(600, 'Seconds a step waits for the node agents its placement names to join.', { min: 1 }),
+  },
 } satisfies Section;
 
 /** The validated configuration of a whole run. */

@@ -143,6 +143,16 @@ function crossChecks(c: Config, problems: ConfigProblem[]): void {
       problems.push({ key: `${role}.devices`, message: `${r.devices.length} entries for ${role}.replicas = ${r.replicas}: give one entry shared by every replica, or one per replica (e.g. ['cuda:0', 'cuda:1'] for 2, or ['cuda:0,1'] for one replica on two GPUs)` });
     }
   }
+  for (const role of roleNames) {
+    const nodes = c[role].node?.split(',').map((n) => n.trim());
+    if (!nodes) continue;
+    if (nodes.length !== 1 && nodes.length !== c[role].replicas)
+      problems.push({ key: `${role}.node`, message: `${nodes.length} names for ${role}.replicas = ${c[role].replicas}: give one machine shared by every replica, or one per replica (e.g. 'local,gpu-2' for 2)` });
+    if (nodes.some((n) => n !== 'local') && c.runtime.listen === null)
+      problems.push({ key: 'runtime.listen', message: `${role}.node = '${c[role].node}' places replicas on other machines: set runtime.listen to tcp://HOST:PORT where their node agents join` });
+  }
+  if (c.runtime.listen !== null && !/^tcp:\/\/[^:]+:\d+$/.test(c.runtime.listen))
+    problems.push({ key: 'runtime.listen', message: `must be tcp://HOST:PORT with a fixed port (node agents rejoin it at every step of the run), got '${c.runtime.listen}'` });
   if (c.reward.kind === 'command' && (!c.reward.command || c.reward.command.length === 0)) {
     problems.push({ key: 'reward.command', message: "reward.kind is 'command' but no command line is given" });
   }

@@ -16,7 +16,7 @@ import { readConfig } from '../models/config.js';
 import { QTokenizer } from '../models/tokenizer.js';
 import { writeReport } from '../report/report.js';
 import { readSummary, writeSummary, type RunSummary } from '../report/summary.js';
-import { startRuntime, type PlanInput, type Roles } from '../runtime/index.js';
+import { runKeysIn, startRuntime, type PlanInput, type Roles } from '../runtime/index.js';
 import { MetricsWriter } from './metrics.js';
 import { runDpo, type DpoResult } from './dpo.js';
 import { runPpo, type PpoHooks, type PpoResult } from './ppo.js';
@@ -29,7 +29,8 @@ import { runSft, type SftResult } from './sft.js';
 /** A step's running roles and how to stop them. */
 export interface StepRoles {
   roles: Roles;
-  close(): Promise<void>;
+  /** `again`: a later step of this run follows (node agents of other machines wait to rejoin). */
+  close(again?: boolean): Promise<void>;
 }
 
 /** Starts the roles of a step's placement plan; the default starts role processes through the runtime. */
@@ -51,10 +52,12 @@ export interface TrainResult {
   skipped: StepName[];
 }
 
-export function runtimeRoles(echo?: (line: string) => void): StartRoles {
+export function runtimeRoles(echo?: (line: string) => void, runtime?: Config['runtime']): StartRoles {
   return async (plan, _step, paths) => {
-    const rt = await startRuntime(plan, { runDir: paths.root, echo: echo ?? null });
-    return { roles: rt, close: () => rt.shutdown() };
+    // With other machines, every step's coordinator listens at the same address with the run's keys.
+    const remote = runtime?.listen ? { listen: runtime.listen, keys: runKeysIn(join(paths.root, 'keys', 'run.json')), nodeTimeoutMs: runtime.nodeTimeout * 1000 } : {};
+    const rt = await startRuntime(plan, { runDir: paths.root, echo: echo ?? null, ...remote });
+    return { roles: rt, close: (again) => rt.shutdown({ again }) };
   };
 }
 
@@ -135,7 +138,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
     throw new Error(`${paths.root} already holds a run with step(s) ${clash.join(', ')} done; pass --resume to continue it, or choose another --output-dir`);
   saveResolvedConfig(paths.root, config);
   const metrics = new MetricsWriter(paths.metrics);
-  const start = opts.startRoles ?? runtimeRoles(opts.echoRoles);
+  const start = opts.startRoles ?? runtimeRoles(opts.echoRoles, config.runtime);
   const hooks = { ...opts, log, metrics: opts.metrics ?? metrics };
   const cfg: Config = structuredClone(config);
   // Steps done in this run directory by an earlier command (`quartet sft`, then `quartet rm`, then
@@ -147,6 +150,8 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
     if (step === 'rm' && cfg.reward.model === null) cfg.reward.model = out;
   }
   const result: TrainResult = { runDir: paths.root, skipped: [] };
+  /** A later step of this command will run (and its coordinator wants the node agents back), unless stopped. */
+  const goesOn = (step: StepName) => !opts.shouldStop?.() && config.steps.slice(config.steps.indexOf(step) + 1).some((s) => !(state.done.includes(s) && state.outputs[s]));
   /**
    * The checkpoints of a one-model step and, with --resume, the newest one;
    * without --resume an earlier attempt's are removed. Its metrics lines
@@ -174,10 +179,12 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       const model = need(cfg.actor.model, 'actor.model', step, '--actor-model');
       const ck = stepResume('sft', 'actor');
       const [sr, data] = await startWith(() => start(placementPlan(cfg, 'sft'), 'sft', paths), () => loadSftData(dataContext(cfg, model, log)));
+      let ok = false;
       try {
         result.sft = await runSft(sr.roles, cfg, data, paths.sft, hooks, ck);
+        ok = true;
       } finally {
-        await sr.close();
+        await sr.close(ok && goesOn(step));
       }
       if (stopped(opts, step, log)) break;
       copyTokenizerFiles(model, paths.sft);
@@ -187,10 +194,12 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       const model = need(cfg.reward.model, 'reward.model', step, '--reward-model');
       const ck = stepResume('rm', 'reward');
       const [sr, data] = await startWith(() => start(placementPlan(cfg, 'rm'), 'rm', paths), () => loadRmData(dataContext(cfg, model, log)));
+      let ok = false;
       try {
         result.rm = await runRm(sr.roles, cfg, data, paths.rm, hooks, ck);
+        ok = true;
       } finally {
-        await sr.close();
+        await sr.close(ok && goesOn(step));
       }
       if (stopped(opts, step, log)) break;
       copyTokenizerFiles(model, paths.rm);
@@ -202,10 +211,12 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       const ck = stepResume('dpo', 'actor');
       const output = join(paths.root, 'dpo');
       const [sr, data] = await startWith(() => start(placementPlan(cfg, 'dpo'), 'dpo', paths), () => loadRmData(dataContext(cfg, model, log)));
+      let ok = false;
       try {
         result.dpo = await runDpo(sr.roles, cfg, data, output, hooks, ck);
+        ok = true;
       } finally {
-        await sr.close();
+        await sr.close(ok && goesOn(step));
       }
       if (stopped(opts, step, log)) break;
       copyTokenizerFiles(model, output);
@@ -228,13 +239,15 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
         return { prompts: prompts.train, padId: prompts.padId, eosId: tok.eosId, ptx };
       };
       const [sr, data] = await startWith(() => start(placementPlan(cfg, 'ppo'), 'ppo', paths), load);
+      let ok = false;
       try {
         result.ppo = await runPpo(sr.roles, cfg, data, {
           actor: paths.ppoActor, critic: paths.ppoCritic, checkpoints: paths.checkpoints,
           actorSource: actorModel, criticSource: roleModel(cfg, 'critic'),
         }, hooks, resume ?? undefined);
+        ok = true;
       } finally {
-        await sr.close();
+        await sr.close(ok && goesOn(step));
       }
       if (stopped(opts, step, log)) break;
       state = markStepDone(paths, state, step, paths.ppoActor);

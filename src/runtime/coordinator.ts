@@ -94,7 +94,7 @@ export class Coordinator implements Roles {
     await local.bind(this.ipcEndpoint);
     this.addEndpoint(local, this.ipcEndpoint);
     if (this.opts.listen) {
-      this.keys = generateRunKeys();
+      this.keys = this.opts.keys ?? generateRunKeys();
       this.nodeKeysFile = writeNodeKeys(join(this.runDir, 'keys', 'node.json'), this.keys);
       await allowClients(this.zapDomain, [this.keys.node.publicKey], (addr) => this.note(`refused a tcp peer from ${addr}: its CURVE key is not this run's`));
       const remote = new zmq.Router({ linger: 0, mandatory: true, ...buffers, curveServer: true, curveSecretKey: this.keys.server.secretKey, zapDomain: this.zapDomain });
@@ -319,14 +319,16 @@ export class Coordinator implements Roles {
 
   private onHello(ep: Endpoint, id: Buffer, key: string, m: Message): void {
     const meta = m.meta ?? {};
-    const refuse = (why: string) => {
+    const refuse = (why: string, code: 'unexpected_peer' | 'shutting_down' = 'unexpected_peer') => {
       this.note(`refused hello from ${m.sender} (${key} on ${ep.address}): ${why}`);
-      this.reply(ep, id, { kind: 'err', id: m.id, error: { code: 'unexpected_peer', message: why, retriable: false } });
+      this.reply(ep, id, { kind: 'err', id: m.id, error: { code, message: why, retriable: code === 'shutting_down' } });
     };
     const peer: Peer = { key, sock: ep, id, name: m.sender, lastHeard: Date.now() };
     if (meta.role === 'node') {
       const name = String(meta.name ?? '');
       if (ep.index === 0) return refuse('nodes join over tcp');
+      // A node that rejoins for the next step may reach this coordinator before its socket is gone.
+      if (this.closing) return refuse('this coordinator is shutting down; join the next one', 'shutting_down');
       if (this.nodes.has(name)) return refuse(`a node named '${name}' is already connected`);
       peer.node = { name, peer, info: meta, pending: new Map() };
       this.nodes.set(name, peer.node);
@@ -524,7 +526,7 @@ export class Coordinator implements Roles {
     for (const w of this.nodeWaiters) w();
     this.setFailure(err);
     // Nothing can use the run any more: stop every process now rather than leave orphans.
-    this.closing ??= this.stopAll();
+    this.closing ??= this.stopAll(false);
   }
 
   private note(line: string): void {
@@ -554,13 +556,18 @@ export class Coordinator implements Roles {
     return [...this.nodes.keys()];
   }
 
-  /** Says bye to every role and node, waits for them to exit (SIGKILL after stopGraceMs), removes sockets. */
-  shutdown(): Promise<void> {
-    this.closing ??= this.stopAll();
+  /**
+   * Says bye to every role and node, waits for them to exit (SIGKILL after
+   * stopGraceMs), removes sockets. `again`: another coordinator of this run
+   * (the next training step) will listen at the same address with the same
+   * keys, and the node agents should rejoin it rather than exit.
+   */
+  shutdown(opts: { again?: boolean } = {}): Promise<void> {
+    this.closing ??= this.stopAll(opts.again === true);
     return this.closing;
   }
 
-  private async stopAll(): Promise<void> {
+  private async stopAll(again: boolean): Promise<void> {
     const all = [...this.roles.values()].flat();
     for (const rep of all) {
       if (rep.state !== 'failed') rep.state = 'stopped';
@@ -568,7 +575,7 @@ export class Coordinator implements Roles {
       failAll(rep.pending, this.failed ?? new RuntimeError('shutting_down', `${rep.plan.role}/${rep.plan.replica}: the runtime is shutting down`));
       for (const w of [...rep.waiters]) w.reject(new RuntimeError('shutting_down', 'the runtime is shutting down'));
     }
-    for (const node of this.nodes.values()) this.send(node.peer, { kind: 'bye', id: 0 });
+    for (const node of this.nodes.values()) this.send(node.peer, { kind: 'bye', id: 0, ...(again && { meta: { again: true } }) });
     const grace = this.opts.stopGraceMs;
     const remoteGone = Promise.all(all.filter((r) => r.plan.node !== LOCAL_NODE).map((r) => r.exited));
     await Promise.all([

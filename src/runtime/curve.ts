@@ -3,7 +3,7 @@
 // pair) is what another machine needs to join. The coordinator's ROUTER only
 // accepts clients whose public key it handed out: a ZAP handler (ZeroMQ's
 // authentication hook, one per process) checks each handshake.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as zmq from 'zeromq';
 import type { CurveClientKeys } from './startup.js';
@@ -27,6 +27,30 @@ export function writeNodeKeys(file: string, keys: RunKeys): string {
   writeFileSync(file, JSON.stringify(body, null, 2) + '\n', { mode: 0o600 });
   chmodSync(file, 0o600);
   return file;
+}
+
+/**
+ * The run's keys in `file` (owner-only), made there on first use: every
+ * coordinator of one run (one per training step) presents the same ones, so
+ * the node agents that joined once can join again.
+ */
+export function runKeysIn(file: string): RunKeys {
+  if (existsSync(file)) {
+    let k: RunKeys;
+    try {
+      k = JSON.parse(readFileSync(file, 'utf8')) as RunKeys;
+    } catch (e) {
+      throw new Error(`run keys ${file}: ${(e as Error).message}`);
+    }
+    for (const [pair, field] of [['server', 'publicKey'], ['server', 'secretKey'], ['node', 'publicKey'], ['node', 'secretKey']] as const)
+      if (typeof k?.[pair]?.[field] !== 'string' || !Z85.test(k[pair][field])) throw new Error(`run keys ${file}: '${pair}.${field}' must be a 40-character Z85 key`);
+    return k;
+  }
+  const keys = generateRunKeys();
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  writeFileSync(file, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return keys;
 }
 
 const Z85 = /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/;

@@ -1,10 +1,18 @@
 // The coordinator's options: one interface, one defaults object, each
 // supplied option checked by name.
+import type { RunKeys } from './curve.js';
+
 export interface RuntimeOptions {
   /** The run directory: logs/ and keys/ go here (and the ipc socket, when the path is short enough). */
   runDir: string;
   /** Accept other machines on this tcp endpoint (CURVE), e.g. 'tcp://10.0.0.1:5555' or 'tcp://127.0.0.1:*'. */
   listen?: string;
+  /**
+   * The run's CURVE keys (with `listen`; default: made afresh). Successive
+   * coordinators of one run (one per training step) share them, so that the
+   * node agents that joined the first rejoin the next.
+   */
+  keys?: RunKeys;
   /** Echo every role output line, prefixed '[role/replica]', to this function (e.g. console.log). */
   echo?: ((line: string) => void) | null;
   /** Interval of heartbeats both ways. */
@@ -28,7 +36,7 @@ export interface RuntimeOptions {
   stopGraceMs?: number;
 }
 
-export type ResolvedOptions = Required<Omit<RuntimeOptions, 'listen'>> & Pick<RuntimeOptions, 'listen'>;
+export type ResolvedOptions = Required<Omit<RuntimeOptions, 'listen' | 'keys'>> & Pick<RuntimeOptions, 'listen' | 'keys'>;
 
 export const DEFAULTS = {
   echo: null,
@@ -41,12 +49,17 @@ export const DEFAULTS = {
   stopGraceMs: 3000,
 } as const;
 
-const KNOWN = new Set(['runDir', 'listen', ...Object.keys(DEFAULTS)]);
+const KNOWN = new Set(['runDir', 'listen', 'keys', ...Object.keys(DEFAULTS)]);
 
 export function resolveOptions(o: RuntimeOptions): ResolvedOptions {
   for (const k of Object.keys(o)) if (!KNOWN.has(k)) throw new Error(`runtime options: unknown option '${k}' (known: ${[...KNOWN].join(', ')})`);
   if (typeof o.runDir !== 'string' || !o.runDir) throw new Error(`runtime options: 'runDir' must be a directory path`);
   if (o.listen !== undefined && !/^tcp:\/\/[^:]+:(\d+|\*)$/.test(o.listen)) throw new Error(`runtime options: 'listen' must look like tcp://HOST:PORT, got '${o.listen}'`);
+  if (o.keys !== undefined) {
+    const ok = (k: unknown) => typeof (k as { publicKey?: unknown })?.publicKey === 'string' && typeof (k as { secretKey?: unknown })?.secretKey === 'string';
+    if (!ok(o.keys?.server) || !ok(o.keys?.node)) throw new Error(`runtime options: 'keys' must be {server, node}, each {publicKey, secretKey}`);
+    if (o.listen === undefined) throw new Error(`runtime options: 'keys' are for tcp; give 'listen' too`);
+  }
   if (o.echo !== undefined && o.echo !== null && typeof o.echo !== 'function') throw new Error(`runtime options: 'echo' must be a function or null`);
   const r = { ...DEFAULTS, ...o } as ResolvedOptions;
   for (const k of ['heartbeatMs', 'peerTimeoutMs', 'coordinatorTimeoutMs', 'startTimeoutMs', 'nodeTimeoutMs', 'callTimeoutMs', 'stopGraceMs'] as const)

@@ -188,12 +188,13 @@ t.test('placement plan per step', async (t) => {
   t.equal(tiny.roles.critic[0].maxRestarts, 0);
   t.equal(placementPlan(pinned, 'ppo').critic!.args!.threads, 1, 'threads travel in args');
   // A group across machines: one node name per replica.
-  const spread = loadConfig(['--actor.replicas=2', '--actor.node=local,gpu-2', '--critic.node=gpu-2']).config;
+  t.throws(() => loadConfig(['--actor.replicas=2', '--actor.node=local,gpu-2']), /runtime\.listen: actor\.node = 'local,gpu-2' places replicas on other machines: set runtime\.listen/);
+  t.throws(() => loadConfig(['--runtime.listen=tcp://0.0.0.0:*']), /runtime\.listen: must be tcp:\/\/HOST:PORT with a fixed port/);
+  t.throws(() => loadConfig(['--runtime.listen=tcp://h:1', '--actor.node=a,b,c']), /actor\.node: 3 names for actor\.replicas = 1/);
+  const spread = loadConfig(['--actor.replicas=2', '--actor.node=local,gpu-2', '--critic.node=gpu-2', '--runtime.listen=tcp://10.0.0.1:5555']).config;
   const sp = planPlacement(placementPlan(spread, 'ppo'), [0, 1]);
   t.same(sp.roles.actor.map((r) => r.node), ['local', 'gpu-2']);
   t.same(sp.roles.critic.map((r) => r.node), ['gpu-2']);
-  const three = loadConfig(['--actor.replicas=3', '--actor.node=local,gpu-2']).config;
-  t.throws(() => planPlacement(placementPlan(three, 'ppo'), [0, 1]), /role 'actor': 'node' needs one name shared by all replicas or one per replica \(3\), got 2/);
 
   const custom = loadConfig(['--reward.kind=command', '--reward.command=python3,score.py', '--ppo.algorithm=grpo']).config;
   const plan = placementPlan(custom, 'ppo');

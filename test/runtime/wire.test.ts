@@ -145,6 +145,8 @@ t.test('placement', async (t) => {
     [{ a: { replicas: 1, devices: ['cuda'], module: 'a.js' } }, /needs a device index/],
     [{ A: { replicas: 1, devices: ['cpu'], module: 'a.js' } }, /role names are lower-case/],
     [{ a: { replicas: 1, devices: ['cpu'], module: 'a.ts' } }, /compiled role file/],
+    [{ a: { replicas: 3, devices: ['cpu'], module: 'a.js', node: ['local', 'x'] } }, /'node' needs one name shared by all replicas or one per replica \(3\), got 2/],
+    [{ a: { replicas: 1, devices: ['cpu'], module: 'a.js', node: ['Bad Name'] } }, /'node' must be a node name like 'local' or 'gpu-1', or a list of them/],
     [{}, /no roles/],
   ];
   for (const [plan, why] of bad) t.throws(() => planPlacement(plan as never, [0, 1]), why);

@@ -10,7 +10,10 @@ const USAGE = `Usage: quartet node --coordinator tcp://HOST:PORT --keys FILE [--
 Joins this machine to a running coordinator. FILE is the run's node key file
 (<runDir>/keys/node.json on the coordinator's machine: the coordinator's public
 key and the key pair nodes present). NAME (default: the host name) is what the
-plan's 'node' field names. Stops when the coordinator says bye or is gone.`;
+plan's 'node' field names (e.g. --critic.node=NAME, or --actor.node=local,NAME
+for one actor replica on each machine). Between the steps of a run (quartet
+train) it rejoins the next step's coordinator at the same address; it stops
+when the run ends or the coordinator is gone.`;
 
 const command: Command = {
   summary: 'Join this machine to a run (roles placed on it are started here)',
