@@ -71,12 +71,16 @@ struct QuerySide {
       const float* dr = dout + row * HS;
       const float* orow = out + row * HS;
       const int64_t blk = r / BQ, lane = r % BQ;
-      float d = 0.0f;
       for (int64_t c = 0; c < HS; c++) {
         qt[(blk * HS + c) * BQ + lane] = qr[c] * qscale;
         dot[(blk * HS + c) * BQ + lane] = dr[c];
-        d += dr[c] * orow[c];
       }
+      // D in double: the product of two floats is exact there, so the sum is the same
+      // whether or not the compiler fuses it into an FMA. In float, GCC's vectorised and
+      // scalar versions of this loop (one picked at run time from the buffers' addresses)
+      // rounded differently, and the gradients changed in the last bit from call to call.
+      double d = 0.0;
+      for (int64_t c = 0; c < HS; c++) d += static_cast<double>(dr[c]) * orow[c];
       std::memcpy(&qp[r * HSp], qr, sizeof(float) * HS);
       std::memcpy(&dop[r * HSp], dr, sizeof(float) * HS);
       if (std::isinf(lse[row])) continue;  // a row that saw no key
@@ -84,7 +88,7 @@ struct QuerySide {
       if (l > Tk - 1) l = Tk - 1;
       lim[r] = static_cast<int32_t>(l < -1 ? -1 : l);
       lse2[r] = lse[row] * kLog2e;
-      D[r] = d;
+      D[r] = static_cast<float>(d);
     }
   }
 
