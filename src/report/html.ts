@@ -34,6 +34,22 @@ function seconds(v: unknown): string {
   return v >= 10 ? `${v.toFixed(1)} s` : `${v.toFixed(2)} s`;
 }
 
+/** 'rm_eval_pairs' -> 'Rm eval pairs'. */
+function words(key: string): string {
+  const w = key.replace(/_/g, ' ');
+  return w.charAt(0).toUpperCase() + w.slice(1);
+}
+
+/** A summary value for a reader: numbers rounded, booleans as yes/no, objects as 'key value' pairs. */
+function inWords(v: unknown): string {
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : Number.isFinite(v) ? v.toPrecision(4) : '—';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v)) return v.map(inWords).join(', ');
+  if (v && typeof v === 'object') return Object.entries(v).map(([k, x]) => `${k.replace(/_/g, ' ')} ${inWords(x)}`).join(', ');
+  return String(v);
+}
+
 function summaryTable(s: RunSummary, measuredStepTime: number | null): string {
   const before = (s.gold?.before ?? {}) as unknown as Record<string, unknown>;
   const after = (s.gold?.after ?? {}) as unknown as Record<string, unknown>;
@@ -53,10 +69,17 @@ function summaryTable(s: RunSummary, measuredStepTime: number | null): string {
   ];
   for (const [phase, t] of Object.entries(s.time?.phases_s ?? {})) single.push([`Wall time, ${phase}`, seconds(t)]);
   const known = new Set(['gold', 'reward', 'rm', 'kl', 'time', 'samples']);
+  // Other fields (a run's own extras, e.g. the demo's kl_eval or pretrain): a {before, after} pair joins the
+  // before/after rows, anything else is written out in words rather than as JSON.
   for (const [k, v] of Object.entries(s)) {
     if (known.has(k) || v === undefined) continue;
-    const text = typeof v === 'string' ? v : JSON.stringify(v);
-    single.push([k, text.length > 160 ? text.slice(0, 157) + '...' : text]);
+    const pair = v as { before?: unknown; after?: unknown };
+    if (typeof v === 'object' && v !== null && Object.keys(v).length === 2 && typeof pair.before === 'number' && typeof pair.after === 'number') {
+      rows.push([words(k), num(pair.before), num(pair.after), change(pair.before, pair.after)]);
+      continue;
+    }
+    const text = inWords(v);
+    single.push([words(k), text.length > 160 ? text.slice(0, 157) + '...' : text]);
   }
   return [
     '<table class="summary">',

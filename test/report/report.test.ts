@@ -68,7 +68,9 @@ t.test('report.html and report.svg from the fixture run', async (t) => {
   t.match(html, /KL to the reference, final \(nats per answer\)<\/th><td colspan="3">3\.00</);
   t.match(html, /Wall time per PPO step<\/th><td colspan="3">1\.31 s</);
   t.match(html, /Wall time, whole run<\/th><td colspan="3">8\.4 min</);
-  t.match(html, /<th>seed<\/th><td colspan="3">1</, 'other summary fields are listed');
+  t.match(html, /<th>Seed<\/th><td colspan="3">1</, 'other summary fields are listed');
+  t.match(html, /<th>Kl eval<\/th><td>0\.00<\/td><td>7\.80<\/td><td class="change">\+7\.80<\/td>/, 'a {before, after} field joins the before/after rows');
+  t.match(html, /<th>Pretrain<\/th><td colspan="3">steps 900, final loss 4\.690, cached no</, 'an object is written out in words, not JSON');
   // samples, escaped, with gold scores computed where the run gave none (great +3, happy +3)
   t.match(html, /it was a great and happy day for the city\.<span class="gold">gold 6<\/span>/);
   t.match(html, /&lt;b&gt;She&lt;\/b&gt;/, 'text is escaped');
