@@ -21,7 +21,7 @@ import type { RmPairs } from '../data/examples.js';
 import type { Roles, Tensors } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
 import { f32, figure, i32, lrFor, perReplica, weightedMean, type DriverHooks } from './driver.js';
-import type { StepResume } from './step-checkpoints.js';
+import { startPosition, type StepResume } from './step-checkpoints.js';
 import { formatFigures, type Figures } from './metrics.js';
 
 export interface DpoEval {
@@ -143,17 +143,15 @@ export async function runDpo(roles: Roles, config: Config, data: StepData<RmPair
   const hasEval = data.eval.promptLens.length > 0;
   const empty: DpoEval = { loss: null, accuracy: null, chosenReward: null, rejectedReward: null, margin: null, pairs: 0 };
 
-  let step = 0, evalBefore = empty;
-  if (ck.from) {
-    await ck.checkpoints!.restore(roles, ck.from, it);
-    step = ck.from.state.step;
-    evalBefore = ck.from.state.evalBefore as DpoEval;
-    log(`dpo: resumed from ${ck.from.dir} after step ${step}`);
-  } else if (hasEval) {
-    evalBefore = await evalDpo(roles, config, data);
-    hooks.metrics?.write('dpo', 0, evalFigures(evalBefore));
-    log(`dpo: before training ${formatFigures(evalFigures(evalBefore))}`);
-  }
+  const start = await startPosition(roles, ck, it, 'dpo', log, async () => {
+    if (!hasEval) return empty;
+    const e = await evalDpo(roles, config, data);
+    hooks.metrics?.write('dpo', 0, evalFigures(e));
+    log(`dpo: before training ${formatFigures(evalFigures(e))}`);
+    return e;
+  });
+  const evalBefore = start.evalBefore;
+  let step = start.step;
   const resumedAt = step;
   const position = () => ({ step, batches: it.state(), evalBefore });
   let evalAfter = evalBefore;

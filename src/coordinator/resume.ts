@@ -1,11 +1,11 @@
 // What --resume reads: the run's state.json (which steps are done and where
 // their outputs are) and the newest complete PPO checkpoint (its state.json
 // is written after the models, so a checkpoint cut short by a kill is skipped).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StepName } from '../config/defaults.js';
 import { PPO_STATE_FILE, type PpoResume, type PpoState } from './ppo.js';
-import { writeJsonAtomic, type RunPaths } from './run-dir.js';
+import { newestCompleteStep, writeJsonAtomic, type RunPaths } from './run-dir.js';
 
 export const RUN_STATE_VERSION = 1;
 
@@ -54,14 +54,8 @@ function checkPpoState(s: unknown, path: string): PpoState {
 
 /** The newest complete checkpoint under `paths.checkpoints`, or null. */
 export function latestPpoCheckpoint(paths: RunPaths): PpoResume | null {
-  if (!existsSync(paths.checkpoints)) return null;
-  const steps = readdirSync(paths.checkpoints)
-    .map((name) => /^step-(\d+)$/.exec(name))
-    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(paths.checkpoints, m[0], PPO_STATE_FILE)))
-    .map((m) => Number(m[1]))
-    .sort((a, b) => b - a);
-  if (steps.length === 0) return null;
-  const dir = join(paths.checkpoints, `step-${steps[0]}`);
+  const dir = newestCompleteStep(paths.checkpoints, PPO_STATE_FILE);
+  if (dir === null) return null;
   const file = join(dir, PPO_STATE_FILE);
   return { dir, state: checkPpoState(readJson(file, 'ppo checkpoint'), file) };
 }

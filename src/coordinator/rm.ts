@@ -11,7 +11,7 @@ import type { RmPairs } from '../data/examples.js';
 import { shardRange, type Roles, type Tensors } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
 import { figure, i32, lrFor, perReplica, weightedMean, type DriverHooks } from './driver.js';
-import type { StepResume } from './step-checkpoints.js';
+import { startPosition, type StepResume } from './step-checkpoints.js';
 import { formatFigures, type Figures } from './metrics.js';
 
 export interface RmEval {
@@ -97,17 +97,15 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
   const hasEval = data.eval.promptLens.length > 0;
   const empty: RmEval = { loss: null, accuracy: null, chosenMean: null, rejectedMean: null, pairs: 0 };
 
-  let step = 0, evalBefore = empty;
-  if (ck.from) {
-    await ck.checkpoints!.restore(roles, ck.from, it);
-    step = ck.from.state.step;
-    evalBefore = ck.from.state.evalBefore as RmEval;
-    log(`rm: resumed from ${ck.from.dir} after step ${step}`);
-  } else if (hasEval) {
-    evalBefore = await evalRm(roles, config, data);
-    hooks.metrics?.write('rm', 0, evalFigures(evalBefore));
-    log(`rm: before training ${formatFigures(evalFigures(evalBefore))}`);
-  }
+  const start = await startPosition(roles, ck, it, 'rm', log, async () => {
+    if (!hasEval) return empty;
+    const e = await evalRm(roles, config, data);
+    hooks.metrics?.write('rm', 0, evalFigures(e));
+    log(`rm: before training ${formatFigures(evalFigures(e))}`);
+    return e;
+  });
+  const evalBefore = start.evalBefore;
+  let step = start.step;
   const resumedAt = step;
   const position = () => ({ step, batches: it.state(), evalBefore });
   let evalAfter = evalBefore;

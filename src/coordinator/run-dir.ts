@@ -10,7 +10,7 @@
 //   <run>/ppo/checkpoints/step-N/  actor/ and critic/ with optimizer state, and state.json
 //   <run>/checkpoints/<step>/step-N/  inside sft, rm and dpo: model/ with optimizer state, and state.json
 //   <run>/data-cache/              tokenised data (the data layer's default)
-import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export interface RunPaths {
@@ -50,6 +50,21 @@ export function stepCheckpointsDir(paths: RunPaths, step: 'sft' | 'rm' | 'dpo'):
 /** The folder of the PPO checkpoint taken after `step` steps. */
 export function checkpointDir(paths: RunPaths, step: number): string {
   return join(paths.checkpoints, `step-${step}`);
+}
+
+/**
+ * The newest `step-N` folder under `dir` that is complete (holds
+ * `stateFile`, which is written last), or null: a checkpoint cut short by a
+ * kill is skipped.
+ */
+export function newestCompleteStep(dir: string, stateFile: string): string | null {
+  if (!existsSync(dir)) return null;
+  const steps = readdirSync(dir)
+    .map((name) => /^step-(\d+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null && existsSync(join(dir, m[0], stateFile)))
+    .map((m) => Number(m[1]))
+    .sort((a, b) => b - a);
+  return steps.length ? join(dir, `step-${steps[0]}`) : null;
 }
 
 /** Writes JSON so that a reader never sees half a file (a kill mid-write leaves the old one). */

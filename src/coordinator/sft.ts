@@ -12,7 +12,7 @@ import type { Roles } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
 import { f32, figure, i32, lrFor, perReplica, toF32, weightedMean, type DriverHooks } from './driver.js';
 import { formatFigures, type Figures } from './metrics.js';
-import type { StepResume } from './step-checkpoints.js';
+import { startPosition, type StepResume } from './step-checkpoints.js';
 
 export interface SftResult {
   /** Optimizer steps taken. */
@@ -66,19 +66,16 @@ export async function runSft(roles: Roles, config: Config, data: StepData<SftExa
   const settings = { lr: sft.lr, schedule: sft.schedule, warmup: sft.warmup };
   const microBatch = perReplica(roles, 'actor', sft.batchSize);
 
-  let step = 0, evalLossBefore: number | null;
-  if (ck.from) {
-    await ck.checkpoints!.restore(roles, ck.from, it);
-    step = ck.from.state.step;
-    evalLossBefore = ck.from.state.evalBefore as number | null;
-    log(`sft: resumed from ${ck.from.dir} after step ${step}`);
-  } else {
-    evalLossBefore = await evalSft(roles, config, data);
-    if (evalLossBefore !== null) {
-      hooks.metrics?.write('sft', 0, { eval_loss: evalLossBefore, eval_ppl: Math.exp(evalLossBefore) });
-      log(`sft: eval loss before training ${evalLossBefore.toFixed(4)} (ppl ${Math.exp(evalLossBefore).toFixed(2)})`);
+  const start = await startPosition(roles, ck, it, 'sft', log, async () => {
+    const loss = await evalSft(roles, config, data);
+    if (loss !== null) {
+      hooks.metrics?.write('sft', 0, { eval_loss: loss, eval_ppl: Math.exp(loss) });
+      log(`sft: eval loss before training ${loss.toFixed(4)} (ppl ${Math.exp(loss).toFixed(2)})`);
     }
-  }
+    return loss;
+  });
+  const evalLossBefore = start.evalBefore;
+  let step = start.step;
   const resumedAt = step;
   const position = () => ({ step, batches: it.state(), evalBefore: evalLossBefore });
   let evalLossAfter = evalLossBefore;

@@ -3,11 +3,11 @@
 // model with its optimizer state, and the position in the data, in
 // <run>/checkpoints/<step>/step-N/. PPO has its own (ppo.ts), with two models
 // and more position to keep.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BatchIterator, IteratorState } from '../data/batches.js';
 import type { Roles } from '../runtime/index.js';
-import { writeJsonAtomic } from './run-dir.js';
+import { newestCompleteStep, writeJsonAtomic } from './run-dir.js';
 
 export const STEP_STATE_FILE = 'state.json';
 
@@ -42,15 +42,8 @@ export class StepCheckpoints {
 
   /** The newest complete checkpoint (its state.json is written after the model), or null. */
   latest(): StepCheckpoint | null {
-    if (!existsSync(this.dir)) return null;
-    const steps = readdirSync(this.dir)
-      .map((name) => /^step-(\d+)$/.exec(name))
-      .filter((m): m is RegExpExecArray => m !== null && existsSync(join(this.dir, m[0], STEP_STATE_FILE)))
-      .map((m) => Number(m[1]))
-      .sort((a, b) => b - a);
-    if (steps.length === 0) return null;
-    const dir = join(this.dir, `step-${steps[0]}`);
-    return { dir, state: readPosition(join(dir, STEP_STATE_FILE)) };
+    const dir = newestCompleteStep(this.dir, STEP_STATE_FILE);
+    return dir === null ? null : { dir, state: readPosition(join(dir, STEP_STATE_FILE)) };
   }
 
   /** Removes the checkpoints of an earlier attempt, which a later --resume would otherwise take for this one's. */
@@ -87,6 +80,19 @@ export class StepCheckpoints {
     this.log(`checkpoint ${dir}`);
     return dir;
   }
+}
+
+/**
+ * Where a step driver starts: after the checkpoint's step, with its models
+ * and data position restored and the held-out figures it recorded, or at step
+ * 0 with `evaluate()`'s (the driver's evaluation before training).
+ */
+export async function startPosition<E>(roles: Roles, ck: StepResume, it: BatchIterator, name: string, log: (line: string) => void,
+  evaluate: () => Promise<E>): Promise<{ step: number; evalBefore: E }> {
+  if (!ck.from) return { step: 0, evalBefore: await evaluate() };
+  await ck.checkpoints!.restore(roles, ck.from, it);
+  log(`${name}: resumed from ${ck.from.dir} after step ${ck.from.state.step}`);
+  return { step: ck.from.state.step, evalBefore: ck.from.state.evalBefore as E };
 }
 
 function readPosition(file: string): StepPosition {
