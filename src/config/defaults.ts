@@ -166,7 +166,7 @@ export const schema = {
   },
   // Other machines: `quartet node --coordinator <listen> --keys <outputDir>/keys/node.json` on each.
   runtime: {
-    listen: optStr('tcp://HOST:PORT (a fixed port) where node agents of other machines join the run; null = this machine only.'),
+    listen: optStr('tcp://HOST:PORT (a fixed port) where node agents of other machines join the run; groups across machines average gradients on the ports after it; null = this machine only.'),
     nodeTimeout: int(600, 'Seconds a step waits for the node agents its placement names to join.', { min: 1 }),
   },
 } satisfies Section;

@@ -288,14 +288,15 @@ export class Relay {
     this.done = this.serve();
   }
 
-  /** Binds `tcp://HOST:*` (HOST as the coordinator listens) and starts serving. */
-  static async open(o: { group: string; size: number; timeoutMs?: number; host: string; secretKey: string; zapDomain: string; note: (line: string) => void }): Promise<Relay> {
+  /** Binds `tcp://HOST:PORT` (HOST as the coordinator listens; PORT '*' for any free one) and starts serving. */
+  static async open(o: { group: string; size: number; timeoutMs?: number; host: string; port: number | '*'; secretKey: string; zapDomain: string; note: (line: string) => void }): Promise<Relay> {
     const sock = new zmq.Router({ linger: 2000, mandatory: true, handover: true, curveServer: true, curveSecretKey: o.secretKey, zapDomain: o.zapDomain });
+    const at = `tcp://${o.host}:${o.port}`;
     try {
-      await sock.bind(`tcp://${o.host}:*`);
+      await sock.bind(at);
     } catch (e) {
       sock.close();
-      throw new Error(`collective '${o.group}': the relay could not bind tcp://${o.host}:* (${(e as Error).message})`);
+      throw new Error(`collective '${o.group}': the relay could not bind ${at} (${(e as Error).message})`);
     }
     const address = sock.lastEndpoint!;
     return new Relay(o.group, o.size, o.timeoutMs ?? COLLECTIVE_TIMEOUT_MS, sock, address, Number(/:(\d+)$/.exec(address)![1]), o.note);

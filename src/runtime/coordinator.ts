@@ -151,9 +151,12 @@ export class Coordinator implements Roles {
     if (groups.length === 0) return undefined;
     const keys = this.keys!;
     const [, listenHost] = /^tcp:\/\/(.+):\d+$/.exec(this.tcpEndpoint!)!;
+    // A fixed listen port P gives the relays P+1, P+2, ... (one rule for a firewall); 'tcp://HOST:*' any free ones.
+    const fixed = /:(\d+)$/.exec(this.opts.listen!)?.[1];
     const ports = new Map<string, number>();
-    for (const [group, plans] of groups) {
-      const relay = await Relay.open({ group, size: plans.length, host: listenHost, secretKey: keys.server.secretKey, zapDomain: this.zapDomain, note: (line) => this.note(line) });
+    for (const [i, [group, plans]] of groups.entries()) {
+      const port = fixed ? Number(fixed) + 1 + i : '*';
+      const relay = await Relay.open({ group, size: plans.length, host: listenHost, port, secretKey: keys.server.secretKey, zapDomain: this.zapDomain, note: (line) => this.note(line) });
       this.relays.push(relay);
       ports.set(group, relay.port);
       this.note(`collective '${group}': replicas on ${[...new Set(plans.map((p) => p.node))].join(', ')} average through a relay on port ${relay.port}`);

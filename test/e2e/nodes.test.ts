@@ -69,7 +69,7 @@ t.test('quartet train with an actor replica and the critic on another machine', 
   t.match(nodeOut, /started critic\/0/);
   t.match(readFileSync(join(run, 'logs', 'critic-0.log'), 'utf8'), /started critic\/0 on other/);
   const coordLog = readFileSync(join(run, 'logs', 'coordinator.log'), 'utf8');
-  t.match(coordLog, /collective 'actor': replicas on local, other average through a relay/, 'the actor group averaged its gradients across the machines');
+  t.match(coordLog, new RegExp(`collective 'actor': replicas on local, other average through a relay on port ${port + 1}`), 'the actor group averaged its gradients across the machines, on the port after the listen port');
   const rows = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { phase: string; step: number });
   t.same(rows.filter((x) => x.phase === 'ppo').map((x) => x.step), [1, 2], 'both PPO steps ran');
   await waitFor('every role process to be gone', () => processesMentioning(listen).length === 0 && processesMentioning(run).length === 0, 10_000);
