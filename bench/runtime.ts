@@ -101,6 +101,40 @@ async function throughput(r: Reporter, transport: string, role: RoleHandle, bare
   }
 }
 
+/**
+ * Gradient averaging between two replicas (src/runtime/collective.ts), as a
+ * trainable group does before each step: on one machine through replica 0
+ * over ipc, and across machines through the coordinator's relay over tcp +
+ * CURVE (the second machine is a node agent over loopback).
+ */
+async function allReduce(r: Reporter, cpus: number[]): Promise<void> {
+  const runDir = mkdtempSync(join(tmpdir(), 'qbench-ar-'));
+  const rt = await Coordinator.open({ runDir, listen: 'tcp://127.0.0.1:*' });
+  const node = runNode({ coordinator: rt.tcpEndpoint!, keys: readNodeKeys(rt.nodeKeysFile!), name: 'other', log: () => {} });
+  try {
+    const devices = [`cpu:${cpus[0]}`, `cpu:${cpus.at(-1)}`];
+    await rt.start({
+      local: { replicas: 2, devices, module: ROLE },
+      across: { replicas: 2, devices, module: ROLE, node: ['local', 'other'] },
+    });
+    const mb = 16, n = (mb << 20) / 4, reps = 10;
+    const x = { dtype: 'f32' as const, shape: [2, n], data: new Float32Array(2 * n).fill(0.5) };
+    for (const [group, how] of [['local', 'ipc, through replica 0'], ['across', 'tcp+curve, through the relay']] as const) {
+      await rt.group(group).call('allreduce', { tensors: { x } });
+      await collectGarbage();
+      let ms = 0;
+      // Timed inside the replicas (the slower one's), not counting the shards' trip from the coordinator and back.
+      for (let i = 0; i < reps; i++) ms += Math.max(...(await rt.group(group).call('allreduce', { tensors: { x } })).replies.map((y) => y.metrics.allreduce_ms));
+      const s = ms / 1e3 / reps;
+      r.add({ name: `gradient all-reduce, 2 replicas x ${mb} MB, ${how}`, figures: { gb_per_s: (mb * 1024 * 1024) / s / 1e9, ms_per_call: s * 1e3, reps, bar: '' } });
+    }
+  } finally {
+    await rt.shutdown();
+    await node;
+    rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
 /** One in-process copy of 64 MB: what the memory system gives right now (a receive costs at least one such copy). */
 function memcpyReference(r: Reporter): void {
   const a = Buffer.alloc(64 << 20, 1), b = Buffer.alloc(64 << 20);
@@ -142,5 +176,8 @@ export async function run(opts: BenchOptions): Promise<void> {
     await node;
     rmSync(runDir, { recursive: true, force: true });
   }
+  // Unpinned again: the all-reduce's replicas go on every core.
+  if (cpus.length > 1) execFileSync('taskset', ['-a', '-p', '-c', cpus.join(','), String(process.pid)], { stdio: 'ignore' });
+  await allReduce(r, cpus);
   r.finish(`runtime: a fixture role process pinned to cpu ${core}, the coordinator to cpu ${cpus[0]} (tcp is CURVE-encrypted, as the runtime uses it across machines)`);
 }
