@@ -55,6 +55,7 @@ export const schema = {
   outputDir: str('output', 'Run directory: resolved config, metrics, checkpoints, data cache, logs.'),
   steps: enumList(['sft', 'rm', 'ppo', 'dpo'] as const, ['sft', 'rm', 'ppo'], "Steps to run, in order; 'dpo' (after sft) replaces rm and ppo."),
   resume: bool(false, 'Continue the run in outputDir from its last checkpoint.'),
+  keepCheckpoints: int(3, 'Checkpoints kept per step (the newest; each holds the models with their optimizer state); 0 = keep all.', { min: 0 }),
 
   data: {
     paths: strList([], 'Datasets: JSONL/JSON files with prompt/chosen/rejected, or Hugging Face dataset folders (parquet or JSON). Several are blended.'),

@@ -158,7 +158,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
    * after that checkpoint are dropped (they are about to be written again).
    */
   const stepResume = (step: 'sft' | 'rm' | 'dpo', role: 'actor' | 'reward'): StepResume => {
-    const checkpoints = new StepCheckpoints(stepCheckpointsDir(paths, step), role, cfg[step].saveEvery, (line) => log(`${step}: ${line}`));
+    const checkpoints = new StepCheckpoints(stepCheckpointsDir(paths, step), role, cfg[step].saveEvery, (line) => log(`${step}: ${line}`), cfg.keepCheckpoints);
     const from = config.resume ? checkpoints.latest() : null;
     if (!config.resume) checkpoints.clear();
     metrics.truncateAfter(step, from ? from.state.step : -1);

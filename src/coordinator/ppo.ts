@@ -32,7 +32,7 @@ import { microBatchRanges, PtxStream, trainingReplicas, trainOnExperience } from
 import { toAnswerLayout, trimGenerated, type Experience, type Trimmed } from './experience.js';
 import { formatFigures, mean, type Figures } from './metrics.js';
 import { answerLengths, answersToKeep, computeRewards, klStats } from './ppo-math.js';
-import { copyTokenizerFiles, writeJsonAtomic } from './run-dir.js';
+import { copyTokenizerFiles, pruneCheckpoints, writeJsonAtomic } from './run-dir.js';
 
 export interface PpoData {
   /** The prompts of the ppo share. */
@@ -420,6 +420,7 @@ export class PpoDriver {
     writeJsonAtomic(join(dir, PPO_STATE_FILE), this.state);
     this.lastCheckpoint = this.state.step;
     this.hooks.log?.(`ppo: checkpoint ${dir}`);
+    pruneCheckpoints(this.out.checkpoints, PPO_STATE_FILE, this.config.keepCheckpoints);
     return dir;
   }
 

@@ -10,7 +10,7 @@
 //   <run>/ppo/checkpoints/step-N/  actor/ and critic/ with optimizer state, and state.json
 //   <run>/checkpoints/<step>/step-N/  inside sft, rm and dpo: model/ with optimizer state, and state.json
 //   <run>/data-cache/              tokenised data (the data layer's default)
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export interface RunPaths {
@@ -58,13 +58,29 @@ export function checkpointDir(paths: RunPaths, step: number): string {
  * kill is skipped.
  */
 export function newestCompleteStep(dir: string, stateFile: string): string | null {
-  if (!existsSync(dir)) return null;
-  const steps = readdirSync(dir)
+  const steps = completeSteps(dir, stateFile);
+  return steps.length ? join(dir, `step-${steps[0]}`) : null;
+}
+
+/** The step numbers of the complete `step-N` folders under `dir`, newest first. */
+function completeSteps(dir: string, stateFile: string): number[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
     .map((name) => /^step-(\d+)$/.exec(name))
     .filter((m): m is RegExpExecArray => m !== null && existsSync(join(dir, m[0], stateFile)))
     .map((m) => Number(m[1]))
     .sort((a, b) => b - a);
-  return steps.length ? join(dir, `step-${steps[0]}`) : null;
+}
+
+/**
+ * Removes all but the `keep` newest complete checkpoints under `dir` (0: keeps
+ * all), after a new one is complete; returns the folders removed.
+ */
+export function pruneCheckpoints(dir: string, stateFile: string, keep: number): string[] {
+  if (keep <= 0) return [];
+  const old = completeSteps(dir, stateFile).slice(keep).map((n) => join(dir, `step-${n}`));
+  for (const d of old) rmSync(d, { recursive: true, force: true });
+  return old;
 }
 
 /** Writes JSON so that a reader never sees half a file (a kill mid-write leaves the old one). */

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BatchIterator, IteratorState } from '../data/batches.js';
 import type { Roles } from '../runtime/index.js';
-import { newestCompleteStep, writeJsonAtomic } from './run-dir.js';
+import { newestCompleteStep, pruneCheckpoints, writeJsonAtomic } from './run-dir.js';
 
 export const STEP_STATE_FILE = 'state.json';
 
@@ -38,7 +38,9 @@ export interface StepCheckpoint {
 export class StepCheckpoints {
   private last = -1;
 
-  constructor(readonly dir: string, private readonly role: string, private readonly every: number, private readonly log: (line: string) => void = () => {}) {}
+  /** `keep`: checkpoints kept, the newest (0: all). */
+  constructor(readonly dir: string, private readonly role: string, private readonly every: number, private readonly log: (line: string) => void = () => {},
+    private readonly keep = 0) {}
 
   /** The newest complete checkpoint (its state.json is written after the model), or null. */
   latest(): StepCheckpoint | null {
@@ -78,6 +80,7 @@ export class StepCheckpoints {
     writeJsonAtomic(join(dir, STEP_STATE_FILE), pos);
     this.last = pos.step;
     this.log(`checkpoint ${dir}`);
+    pruneCheckpoints(this.dir, STEP_STATE_FILE, this.keep);
     return dir;
   }
 }

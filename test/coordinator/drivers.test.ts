@@ -310,6 +310,19 @@ t.test('sft and rm: checkpoints every saveEvery steps; a stopped run resumes wit
   }
 });
 
+t.test('only the newest keepCheckpoints checkpoints stay (ppo and the one-model steps); 0 keeps all', async (t) => {
+  const dir = tmp(t);
+  const c = ppoConfig((c) => { c.ppo.maxSteps = 5; c.ppo.saveEvery = 1; c.ppo.promptBatchSize = 4; c.keepCheckpoints = 2; });
+  await runPpo(fakeRoles().roles, c, ppoData(20), outs(join(dir, 'ppo')), { progress: false });
+  t.same(readdirSync(join(dir, 'ppo', 'ppo', 'checkpoints')).sort(), ['step-3', 'step-4'], 'ppo: steps 1-4 checkpointed, the two newest kept');
+  const ck = new StepCheckpoints(join(dir, 'sft-ck'), 'actor', 1, () => {}, 2);
+  await runSft(fakeRoles().roles, config((c) => { c.sft.batchSize = 4; c.sft.epochs = 2; }), sftData(10, 0), join(dir, 'sft'), { progress: false }, { checkpoints: ck });
+  t.same(readdirSync(ck.dir).sort(), ['step-4', 'step-5'], 'sft: 6 steps, checkpoints 1-5, the two newest kept');
+  const all = new StepCheckpoints(join(dir, 'sft-all'), 'actor', 2, () => {}, 0);
+  await runSft(fakeRoles().roles, config((c) => { c.sft.batchSize = 4; c.sft.epochs = 2; }), sftData(10, 0), join(dir, 'sft2'), { progress: false }, { checkpoints: all });
+  t.same(readdirSync(all.dir).sort(), ['step-2', 'step-4'], 'keep 0: all of them');
+});
+
 t.test('ppo: grpo repeats each prompt groupSize times and runs without a critic', async (t) => {
   const dir = tmp(t);
   const { roles, calls } = fakeRoles({ answerLen: (last) => last % 3 });
