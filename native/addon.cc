@@ -27,6 +27,7 @@
 #include "gemm.h"
 #include "layout.h"
 #include "losses.h"
+#include "sampling.h"
 #include "norms.h"
 #include "optim.h"
 #include "reductions.h"
@@ -110,6 +111,9 @@ class Args {
   }
   Arr<uint16_t> u16(size_t i, const char* name) const {
     return typed<uint16_t>(i, name, napi_uint16_array, "a Uint16Array");
+  }
+  Arr<double> f64(size_t i, const char* name) const {
+    return typed<double>(i, name, napi_float64_array, "a Float64Array");
   }
   // null gives {nullptr, 0}.
   F32 f32_or_null(size_t i, const char* name) const {
@@ -661,6 +665,25 @@ Napi::Value logprobs_forward(Args& a) {
   return a.undefined();
 }
 
+Napi::Value sample_rows(Args& a) {
+  Arr<int32_t> out = a.i32(0, "out");
+  F32 logits = a.f32(1, "logits");
+  Arr<double> uniforms = a.f64(2, "uniforms");
+  const int64_t B = a.dim(3, "B"), V = a.dim(4, "V");
+  const double temperature = a.finite(5, "temperature");
+  if (B > 0 && V == 0) a.range_error("argument 'V' must be at least 1");
+  if (!(temperature > 0)) a.range_error("argument 'temperature' must be > 0, got " + num(temperature));
+  a.need(out, B);
+  a.need(uniforms, B);
+  a.need(logits, a.product({B, V}));
+  for (int64_t b = 0; b < B; b++) {
+    if (!(uniforms.data[b] >= 0.0 && uniforms.data[b] < 1.0))
+      a.range_error("argument 'uniforms' must hold numbers in [0, 1), got " + num(uniforms.data[b]) + " at " + std::to_string(b));
+  }
+  quartet::sample_rows(out.data, logits.data, uniforms.data, B, V, static_cast<float>(temperature));
+  return a.undefined();
+}
+
 Napi::Value logprobs_backward(Args& a) {
   F32 dlogits = a.f32(0, "dlogits"), dout = a.f32(1, "dout"), logits = a.f32(2, "logits");
   F32 lse = a.f32(3, "lse");
@@ -874,6 +897,7 @@ const Entry kEntries[] = {
     {"softmaxForward", 4, softmax_forward},
     {"softmaxBackward", 5, softmax_backward},
     {"logprobsForward", 6, logprobs_forward},
+    {"sampleRows", 6, sample_rows},
     {"logprobsBackward", 7, logprobs_backward},
     {"rope", 11, rope},
     {"attentionForward", 17, attention_forward},

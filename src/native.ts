@@ -140,6 +140,11 @@ export interface NativeAddon {
    *  out[n] = logits[n, labels[n]] - lse[n], lse[n] = logsumexp(logits[n, :]).
    *  A negative label is ignored: out[n] = 0 (lse[n] is still written). A label >= V throws. */
   logprobsForward(out: F32, lse: F32, logits: F32, labels: I32, N: number, V: number): void;
+  /** One token per row of logits [B, V] by temperature sampling: out[b] = the first v whose
+   *  cumulative weight exp((logits[b, v] - max_b) / temperature) exceeds uniforms[b] times the
+   *  row's total (weights in float, sums in double, index order); -inf logits are never
+   *  chosen; an all -inf row gives 0. uniforms[b] in [0, 1), temperature > 0. */
+  sampleRows(out: I32, logits: F32, uniforms: Float64Array, B: number, V: number, temperature: number): void;
   /** dlogits[n, v] = dout[n] * (onehot(labels[n])[v] - softmax(logits[n])[v]); zero rows for ignored labels.
    *  In place allowed: dlogits may be logits itself, which saves an [N, V] buffer. */
   logprobsBackward(dlogits: F32, dout: F32, logits: F32, lse: F32, labels: I32, N: number, V: number): void;
