@@ -8,8 +8,10 @@
 // - throughput of 1, 16 and 64 MB f32 tensors: one way (the role answers with
 //   the size only) and echoed back, over ipc and tcp (CURVE).
 // Bars: p50 round trip < 150 us; 64 MB one way over ipc >= 2 GB/s.
-// Baseline, in the same run: a bare zeromq.js pair (bench/zmq-pair.ts); the
-// ratio column is the runtime's figure over the bare one (1.00x: it adds nothing).
+// Baseline, in the same run: a bare zeromq.js pair (bench/zmq-pair.ts) over
+// ipc, plain tcp and tcp + CURVE (the difference of the last two is the cost
+// of encryption); the ratio column is the runtime's figure over the bare one
+// on the same transport (1.00x: it adds nothing).
 import { execFileSync } from 'node:child_process';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -22,7 +24,7 @@ import { readNodeKeys } from '../src/runtime/curve.js';
 import { runNode } from '../src/runtime/remote-agent.js';
 import { allowedCpus } from '../src/runtime/placement.js';
 import { Reporter, type BenchOptions } from './report.js';
-import { barePair, type PairFigures } from './zmq-pair.js';
+import { barePair, type PairFigures, type PairTransport } from './zmq-pair.js';
 
 const ROLE = 'test/fixtures/roles/echo.js';
 
@@ -163,14 +165,18 @@ export async function run(opts: BenchOptions): Promise<void> {
     // Pinned only now: placement checks roles against this process's own mask.
     // -a: every thread of this process; threads started later inherit the mask.
     if (cpus.length > 1) execFileSync('taskset', ['-a', '-p', '-c', String(cpus[0]), String(process.pid)], { stdio: 'ignore' });
-    const bare = await barePair(runDir, core, { pings: PINGS.n, warmup: PINGS.warmup, sizesMb: SIZES_MB, reps });
-    for (const mb of SIZES_MB) r.add({ name: `baseline: bare zmq pair, ${mb} MB one way ipc`, figures: { gb_per_s: (mb * 1024 * 1024) / bare.oneWayS.get(mb)! / 1e9, ms_per_call: bare.oneWayS.get(mb)! * 1e3, bar: '' } });
-    bare.pingUs.sort((a, b) => a - b);
-    r.add({ name: 'baseline: bare zmq pair, ping ipc', figures: { p50_us: percentile(bare.pingUs, 0.5), p99_us: percentile(bare.pingUs, 0.99), n: PINGS.n, bar: '' } });
-    await latency(r, 'ipc', rt.role('local', 0), bare);
-    await latency(r, 'tcp+curve', rt.role('remote', 0));
-    await throughput(r, 'ipc', rt.role('local', 0), bare);
-    await throughput(r, 'tcp+curve', rt.role('remote', 0));
+    const bare = new Map<PairTransport, PairFigures>();
+    for (const transport of ['ipc', 'tcp', 'tcp+curve'] as const) {
+      const b = await barePair(runDir, core, { transport, pings: PINGS.n, warmup: PINGS.warmup, sizesMb: SIZES_MB, reps });
+      bare.set(transport, b);
+      for (const mb of SIZES_MB) r.add({ name: `baseline: bare zmq pair, ${mb} MB one way ${transport}`, figures: { gb_per_s: (mb * 1024 * 1024) / b.oneWayS.get(mb)! / 1e9, ms_per_call: b.oneWayS.get(mb)! * 1e3, bar: '' } });
+      b.pingUs.sort((x, y) => x - y);
+      r.add({ name: `baseline: bare zmq pair, ping ${transport}`, figures: { p50_us: percentile(b.pingUs, 0.5), p99_us: percentile(b.pingUs, 0.99), n: PINGS.n, bar: '' } });
+    }
+    await latency(r, 'ipc', rt.role('local', 0), bare.get('ipc'));
+    await latency(r, 'tcp+curve', rt.role('remote', 0), bare.get('tcp+curve'));
+    await throughput(r, 'ipc', rt.role('local', 0), bare.get('ipc'));
+    await throughput(r, 'tcp+curve', rt.role('remote', 0), bare.get('tcp+curve'));
   } finally {
     await rt.shutdown();
     await node;

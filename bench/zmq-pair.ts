@@ -17,13 +17,24 @@ export interface PairFigures {
   oneWayS: Map<number, number>;
 }
 
-export async function barePair(runDir: string, core: number, opts: { pings: number; warmup: number; sizesMb: number[]; reps: (mb: number) => number }): Promise<PairFigures> {
+/** ipc, plain tcp on loopback, or tcp with CURVE (as the runtime uses tcp): the cost of encryption is the difference of the last two. */
+export type PairTransport = 'ipc' | 'tcp' | 'tcp+curve';
+
+export async function barePair(runDir: string, core: number, opts: { transport?: PairTransport; pings: number; warmup: number; sizesMb: number[]; reps: (mb: number) => number }): Promise<PairFigures> {
+  const transport = opts.transport ?? 'ipc';
   const path = join(runDir, 'bare.sock');
-  const endpoint = `ipc://${path}`;
-  const sock = new zmq.Router({ linger: 0, sendBufferSize: SOCKET_BUFFER_BYTES, receiveBufferSize: SOCKET_BUFFER_BYTES });
-  await sock.bind(endpoint);
+  const server = zmq.curveKeyPair(), client = zmq.curveKeyPair();
+  const curve = transport === 'tcp+curve';
+  // A context of its own: ZeroMQ's authentication hook (ZAP) is per context, and the runtime's
+  // (src/runtime/curve.ts) would refuse this pair's client key.
+  const context = new zmq.Context();
+  const sock = new zmq.Router({ context, linger: 0, sendBufferSize: SOCKET_BUFFER_BYTES, receiveBufferSize: SOCKET_BUFFER_BYTES, ...(curve && { curveServer: true, curveSecretKey: server.secretKey }) });
+  await sock.bind(transport === 'ipc' ? `ipc://${path}` : 'tcp://127.0.0.1:*');
+  const endpoint = sock.lastEndpoint!;
+  // The peer's keys go by environment, not argv (which `ps` shows).
+  const keys = curve ? { QUARTET_BENCH_CURVE: JSON.stringify({ serverKey: server.publicKey, publicKey: client.publicKey, secretKey: client.secretKey }) } : {};
   const child = spawn('taskset', ['-c', String(core), process.execPath, distPath('bench/zmq-peer.js'), endpoint], {
-    stdio: 'inherit', env: { ...process.env, GLIBC_TUNABLES: withMallocPolicy(process.env.GLIBC_TUNABLES) },
+    stdio: 'inherit', env: { ...process.env, ...keys, GLIBC_TUNABLES: withMallocPolicy(process.env.GLIBC_TUNABLES) },
   });
   const exited = once(child, 'exit');
   try {
@@ -43,8 +54,9 @@ export async function barePair(runDir: string, core: number, opts: { pings: numb
     const oneWayS = new Map<number, number>();
     for (const mb of opts.sizesMb) {
       const data = Buffer.alloc(mb << 20, 1);
-      await call(['sink', data]);
       const reps = opts.reps(mb);
+      // A few untimed first: the peer's first large receives grow its heap.
+      for (let i = 0; i < Math.min(reps, 5); i++) await call(['sink', data]);
       const t0 = process.hrtime.bigint();
       for (let i = 0; i < reps; i++) await call(['sink', data]);
       oneWayS.set(mb, Number(process.hrtime.bigint() - t0) / 1e9 / reps);

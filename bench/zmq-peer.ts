@@ -13,7 +13,9 @@ const parent = process.ppid;
 // Ends by itself if the benchmark dies.
 setInterval(() => { if (process.ppid !== parent) process.exit(1); }, 500).unref();
 
-const sock = new zmq.Dealer({ linger: 0 });
+// Set by bench/zmq-pair.ts for a tcp + CURVE pair.
+const curve = process.env.QUARTET_BENCH_CURVE ? (JSON.parse(process.env.QUARTET_BENCH_CURVE) as { serverKey: string; publicKey: string; secretKey: string }) : null;
+const sock = new zmq.Dealer({ linger: 0, ...(curve && { curveServerKey: curve.serverKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey }) });
 sock.connect(endpoint);
 await sock.send('hello');
 for (;;) {

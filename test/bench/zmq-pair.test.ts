@@ -6,9 +6,9 @@ import { barePair } from '../../bench/zmq-pair.js';
 import { allowedCpus } from '../../src/runtime/placement.js';
 import { processesMentioning, tempRunDir } from '../runtime/helpers.js';
 
-t.test('bare pair: pings and one-way transfers, then the peer exits', async (t) => {
+for (const transport of ['ipc', 'tcp', 'tcp+curve'] as const) t.test(`bare pair over ${transport}: pings and one-way transfers, then the peer exits`, async (t) => {
   const runDir = tempRunDir(t);
-  const f = await barePair(runDir, allowedCpus().at(-1)!, { pings: 20, warmup: 5, sizesMb: [1, 2], reps: () => 3 });
+  const f = await barePair(runDir, allowedCpus().at(-1)!, { transport, pings: 20, warmup: 5, sizesMb: [1, 2], reps: () => 3 });
   t.equal(f.pingUs.length, 20);
   t.ok(f.pingUs.every((us) => us > 0), 'every ping took time');
   t.same([...f.oneWayS.keys()], [1, 2]);
