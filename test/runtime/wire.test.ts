@@ -1,12 +1,13 @@
 // The pieces without processes: tensors on the wire, header parsing (which
 // must never throw), sharding, placement parsing, spawn commands, start-up
 // variables, options, Z85, and the import boundary of src/runtime.
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import t from 'tap';
 import { NodeAgent, ROLE_MALLOC_TUNABLES, withMallocPolicy } from '../../src/runtime/agent.js';
-import { z85Encode } from '../../src/runtime/curve.js';
+import { generateRunKeys, runKeysIn, z85Encode } from '../../src/runtime/curve.js';
 import { shardRange } from '../../src/runtime/handles.js';
 import { resolveOptions } from '../../src/runtime/options.js';
 import { parseDevices, planPlacement } from '../../src/runtime/placement.js';
@@ -180,6 +181,23 @@ t.test('options are checked by name', async (t) => {
   t.throws(() => resolveOptions({ runDir: '/x', listen: 'tcp://h' }), /'listen' must look like tcp:\/\/HOST:PORT/);
   t.throws(() => resolveOptions({ runDir: '/x', heartbeatMs: 500, peerTimeoutMs: 600 }), /'peerTimeoutMs' must be at least twice 'heartbeatMs'/);
   t.equal(resolveOptions({ runDir: '/x' }).heartbeatMs, 500);
+  const keys = generateRunKeys();
+  t.throws(() => resolveOptions({ runDir: '/x', keys }), /'keys' are for tcp; give 'listen' too/);
+  t.throws(() => resolveOptions({ runDir: '/x', listen: 'tcp://h:1', keys: { server: keys.server } as never }), /'keys' must be \{server, node\}/);
+  t.equal(resolveOptions({ runDir: '/x', listen: 'tcp://h:1', keys }).keys, keys);
+});
+
+t.test('run keys: made once in the run directory (owner-only), the same on every read; a damaged file is named', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'qkeys-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'keys', 'run.json');
+  const a = runKeysIn(file);
+  t.equal(statSync(file).mode & 0o777, 0o600);
+  t.same(runKeysIn(file), a, 'read back, not made again');
+  writeFileSync(file, JSON.stringify({ ...a, node: { publicKey: 'short', secretKey: a.node.secretKey } }));
+  t.throws(() => runKeysIn(file), new RegExp(`run keys ${file}: 'node.publicKey' must be a 40-character Z85 key`));
+  writeFileSync(file, '{');
+  t.throws(() => runKeysIn(file), new RegExp(`run keys ${file}: `));
 });
 
 t.test('Z85 (the spec\'s test vector)', async (t) => {
