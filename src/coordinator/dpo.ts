@@ -19,10 +19,10 @@ import type { StepData } from '../data/datasets.js';
 import { BatchIterator, batchesPerEpoch, rmBatch } from '../data/batches.js';
 import type { RmPairs } from '../data/examples.js';
 import type { Roles, Tensors } from '../runtime/index.js';
-import { Progress } from '../util/progress.js';
 import { f32, figure, i32, lrFor, perReplica, weightedMean, type DriverHooks } from './driver.js';
-import { startPosition, type StepResume } from './step-checkpoints.js';
-import { formatFigures, type Figures } from './metrics.js';
+import type { Figures } from './metrics.js';
+import type { StepResume } from './step-checkpoints.js';
+import { runStepLoop } from './step-loop.js';
 
 export interface DpoEval {
   loss: number | null;
@@ -133,62 +133,34 @@ function evalFigures(e: DpoEval): Figures {
 
 export async function runDpo(roles: Roles, config: Config, data: StepData<RmPairs>, output: string, hooks: DriverHooks = {}, ck: StepResume = {}): Promise<DpoResult> {
   const { dpo } = config;
-  const log = hooks.log ?? (() => {});
   const pairs = data.train.promptLens.length;
   const replicas = roles.group('actor').size;
   const total = dpoTotalSteps(config, pairs, replicas);
   if (total === 0) throw new Error(`dpo: no training pairs (data gave ${pairs} pairs with a rejected answer for the rm share)`);
-  const it = new BatchIterator(pairs, dpo.batchSize * dpo.gradAccum, config.seed, { epochs: dpo.epochs, minLast: replicas });
   const microBatch = perReplica(roles, 'actor', dpo.batchSize);
-  const hasEval = data.eval.promptLens.length > 0;
-  const empty: DpoEval = { loss: null, accuracy: null, chosenReward: null, rejectedReward: null, margin: null, pairs: 0 };
-
-  const start = await startPosition(roles, ck, it, 'dpo', log, async () => {
-    if (!hasEval) return empty;
-    const e = await evalDpo(roles, config, data);
-    hooks.metrics?.write('dpo', 0, evalFigures(e));
-    log(`dpo: before training ${formatFigures(evalFigures(e))}`);
-    return e;
-  });
-  const evalBefore = start.evalBefore;
-  let step = start.step;
-  const resumedAt = step;
-  const position = () => ({ step, batches: it.state(), evalBefore });
-  let evalAfter = evalBefore;
-  const bar = hooks.progress === false ? null : new Progress({ total: total - resumedAt, label: resumedAt ? `dpo (from step ${resumedAt})` : 'dpo', unit: 'steps' });
-  while (step < total && !hooks.shouldStop?.()) {
-    const indices = it.next();
-    if (!indices) break;
-    const lr = lrFor(dpo, step, total);
-    const t0 = performance.now();
-    const tensors = await dpoTensors(roles, data.train, indices, data.padId);
-    const r = await roles.group('actor').call('train_dpo', {
-      meta: { lr, weightDecay: dpo.weightDecay, gradClip: config.actor.gradClip, microBatch, beta: dpo.beta, labelSmoothing: dpo.labelSmoothing },
-      tensors,
-    }, { allReplicas: true });
-    const seconds = (performance.now() - t0) / 1000;
-    step++;
-    const figures: Figures = {
-      ...pairFigures(r.replies),
-      grad_norm: figure(r.metrics, 'grad_norm'),
-      skipped: figure(r.metrics, 'skipped'),
-      lr,
-      pairs_per_s: seconds > 0 ? indices.length / seconds : null,
-      epoch: it.state().epoch,
-    };
-    const epochEnd = it.state().batch >= it.batchesPerEpoch;
-    if (hasEval && ((dpo.evalEvery > 0 && step % dpo.evalEvery === 0) || (dpo.evalEvery === 0 && epochEnd) || step === total)) {
-      evalAfter = await evalDpo(roles, config, data);
-      Object.assign(figures, evalFigures(evalAfter));
-      log(`dpo step ${step}/${total}: ${formatFigures(figures, ['loss', 'accuracy', 'margin', 'eval_loss', 'eval_accuracy', 'eval_margin'])}`);
-    }
-    hooks.metrics?.write('dpo', step, figures);
-    bar?.tick(1, `loss ${figures.loss?.toFixed(4) ?? '?'}`);
-    await ck.checkpoints?.afterStep(roles, position(), total);
-  }
-  bar?.finish();
-  if (step < total && hooks.shouldStop?.()) await ck.checkpoints?.onStop(roles, position(), resumedAt);
-  await roles.role('actor', 0).call('save', { meta: { dir: output, optimizer: false } });
-  log(`dpo: ${step} steps; actor saved to ${output}`);
-  return { steps: step, trainPairs: pairs, evalBefore, evalAfter, output };
+  const r = await runStepLoop<DpoEval>(roles, {
+    name: 'dpo', role: 'actor', saved: 'actor', total, evalEvery: dpo.evalEvery,
+    it: new BatchIterator(pairs, dpo.batchSize * dpo.gradAccum, config.seed, { epochs: dpo.epochs, minLast: replicas }),
+    evaluate: data.eval.promptLens.length > 0 ? () => evalDpo(roles, config, data) : null,
+    none: { loss: null, accuracy: null, chosenReward: null, rejectedReward: null, margin: null, pairs: 0 },
+    evalFigures,
+    logKeys: ['loss', 'accuracy', 'margin', 'eval_loss', 'eval_accuracy', 'eval_margin'],
+    lr: (step) => lrFor(dpo, step, total),
+    train: async (indices, lr) => {
+      const t0 = performance.now();
+      const tensors = await dpoTensors(roles, data.train, indices, data.padId);
+      const r = await roles.group('actor').call('train_dpo', {
+        meta: { lr, weightDecay: dpo.weightDecay, gradClip: config.actor.gradClip, microBatch, beta: dpo.beta, labelSmoothing: dpo.labelSmoothing },
+        tensors,
+      }, { allReplicas: true });
+      const seconds = (performance.now() - t0) / 1000;
+      return {
+        ...pairFigures(r.replies),
+        grad_norm: figure(r.metrics, 'grad_norm'),
+        skipped: figure(r.metrics, 'skipped'),
+        pairs_per_s: seconds > 0 ? indices.length / seconds : null,
+      };
+    },
+  }, output, hooks, ck);
+  return { steps: r.steps, trainPairs: pairs, evalBefore: r.evalBefore, evalAfter: r.evalAfter, output };
 }

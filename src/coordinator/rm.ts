@@ -9,10 +9,10 @@ import type { StepData } from '../data/datasets.js';
 import { BatchIterator, batchesPerEpoch, rmBatch } from '../data/batches.js';
 import type { RmPairs } from '../data/examples.js';
 import { shardRange, type Roles, type Tensors } from '../runtime/index.js';
-import { Progress } from '../util/progress.js';
 import { figure, i32, lrFor, perReplica, weightedMean, type DriverHooks } from './driver.js';
-import { startPosition, type StepResume } from './step-checkpoints.js';
-import { formatFigures, type Figures } from './metrics.js';
+import type { Figures } from './metrics.js';
+import type { StepResume } from './step-checkpoints.js';
+import { runStepLoop } from './step-loop.js';
 
 export interface RmEval {
   loss: number | null;
@@ -87,64 +87,36 @@ function evalFigures(e: RmEval): Figures {
 
 export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs>, output: string, hooks: DriverHooks = {}, ck: StepResume = {}): Promise<RmResult> {
   const { rm, reward } = config;
-  const log = hooks.log ?? (() => {});
   const pairs = data.train.promptLens.length;
   const replicas = roles.group('reward').size;
   const total = rmTotalSteps(config, pairs, replicas);
   if (total === 0) throw new Error(`rm: no training pairs (data gave ${pairs} pairs with a rejected answer for the rm share)`);
-  const it = new BatchIterator(pairs, rm.batchSize * rm.gradAccum, config.seed, { epochs: rm.epochs, minLast: replicas });
   const microBatch = perReplica(roles, 'reward', rm.batchSize);
-  const hasEval = data.eval.promptLens.length > 0;
-  const empty: RmEval = { loss: null, accuracy: null, chosenMean: null, rejectedMean: null, pairs: 0 };
-
-  const start = await startPosition(roles, ck, it, 'rm', log, async () => {
-    if (!hasEval) return empty;
-    const e = await evalRm(roles, config, data);
-    hooks.metrics?.write('rm', 0, evalFigures(e));
-    log(`rm: before training ${formatFigures(evalFigures(e))}`);
-    return e;
-  });
-  const evalBefore = start.evalBefore;
-  let step = start.step;
-  const resumedAt = step;
-  const position = () => ({ step, batches: it.state(), evalBefore });
-  let evalAfter = evalBefore;
-  const bar = hooks.progress === false ? null : new Progress({ total: total - resumedAt, label: resumedAt ? `rm (from step ${resumedAt})` : 'rm', unit: 'steps' });
-  while (step < total && !hooks.shouldStop?.()) {
-    const indices = it.next();
-    if (!indices) break;
-    const lr = lrFor(reward, step, total);
-    const t0 = performance.now();
-    const r = await roles.group('reward').call('train_rm', {
-      meta: { lr, weightDecay: reward.weightDecay, gradClip: reward.gradClip, microBatch },
-      tensors: rmTensors(data.train, indices, data.padId),
-    }, { allReplicas: true });
-    const seconds = (performance.now() - t0) / 1000;
-    step++;
-    const rows = replicaRows(indices.length, roles.group('reward').size);
-    const figures: Figures = {
-      loss: pairMean(r.replies, rows, 'loss'),
-      accuracy: pairMean(r.replies, rows, 'acc'),
-      chosen_mean: pairMean(r.replies, rows, 'chosen_mean'),
-      rejected_mean: pairMean(r.replies, rows, 'rejected_mean'),
-      grad_norm: figure(r.metrics, 'grad_norm'),
-      lr,
-      pairs_per_s: seconds > 0 ? indices.length / seconds : null,
-      epoch: it.state().epoch,
-    };
-    const epochEnd = it.state().batch >= it.batchesPerEpoch;
-    if (hasEval && ((rm.evalEvery > 0 && step % rm.evalEvery === 0) || (rm.evalEvery === 0 && epochEnd) || step === total)) {
-      evalAfter = await evalRm(roles, config, data);
-      Object.assign(figures, evalFigures(evalAfter));
-      log(`rm step ${step}/${total}: ${formatFigures(figures, ['loss', 'accuracy', 'eval_loss', 'eval_accuracy', 'eval_chosen_mean', 'eval_rejected_mean'])}`);
-    }
-    hooks.metrics?.write('rm', step, figures);
-    bar?.tick(1, `loss ${figures.loss?.toFixed(4) ?? '?'}`);
-    await ck.checkpoints?.afterStep(roles, position(), total);
-  }
-  bar?.finish();
-  if (step < total && hooks.shouldStop?.()) await ck.checkpoints?.onStop(roles, position(), resumedAt);
-  await roles.role('reward', 0).call('save', { meta: { dir: output, optimizer: false } });
-  log(`rm: ${step} steps; reward model saved to ${output}`);
-  return { steps: step, trainPairs: pairs, evalBefore, evalAfter, output };
+  const r = await runStepLoop<RmEval>(roles, {
+    name: 'rm', role: 'reward', saved: 'reward model', total, evalEvery: rm.evalEvery,
+    it: new BatchIterator(pairs, rm.batchSize * rm.gradAccum, config.seed, { epochs: rm.epochs, minLast: replicas }),
+    evaluate: data.eval.promptLens.length > 0 ? () => evalRm(roles, config, data) : null,
+    none: { loss: null, accuracy: null, chosenMean: null, rejectedMean: null, pairs: 0 },
+    evalFigures,
+    logKeys: ['loss', 'accuracy', 'eval_loss', 'eval_accuracy', 'eval_chosen_mean', 'eval_rejected_mean'],
+    lr: (step) => lrFor(reward, step, total),
+    train: async (indices, lr) => {
+      const t0 = performance.now();
+      const r = await roles.group('reward').call('train_rm', {
+        meta: { lr, weightDecay: reward.weightDecay, gradClip: reward.gradClip, microBatch },
+        tensors: rmTensors(data.train, indices, data.padId),
+      }, { allReplicas: true });
+      const seconds = (performance.now() - t0) / 1000;
+      const rows = replicaRows(indices.length, roles.group('reward').size);
+      return {
+        loss: pairMean(r.replies, rows, 'loss'),
+        accuracy: pairMean(r.replies, rows, 'acc'),
+        chosen_mean: pairMean(r.replies, rows, 'chosen_mean'),
+        rejected_mean: pairMean(r.replies, rows, 'rejected_mean'),
+        grad_norm: figure(r.metrics, 'grad_norm'),
+        pairs_per_s: seconds > 0 ? indices.length / seconds : null,
+      };
+    },
+  }, output, hooks, ck);
+  return { steps: r.steps, trainPairs: pairs, evalBefore: r.evalBefore, evalAfter: r.evalAfter, output };
 }

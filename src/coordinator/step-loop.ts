@@ -1,0 +1,82 @@
+// The loop the one-model steps share (SFT, RM, DPO): a held-out evaluation
+// before training (or the position of the checkpoint a resumed run continues
+// from), then optimizer steps on the batch iterator with the schedule's lr,
+// evaluations at epoch ends or every `evalEvery` steps and at the last, a
+// metrics line and a progress tick per step, checkpoints by their cadence and
+// at Ctrl-C, and the final model saved by replica 0 of the trained group.
+// Each driver says only how one step trains and how its evaluation reads.
+import type { BatchIterator } from '../data/batches.js';
+import type { Roles } from '../runtime/index.js';
+import { Progress } from '../util/progress.js';
+import type { DriverHooks } from './driver.js';
+import { formatFigures, type Figures } from './metrics.js';
+import { startPosition, type StepResume } from './step-checkpoints.js';
+
+export interface StepLoop<E> {
+  name: 'sft' | 'rm' | 'dpo';
+  /** The trained group; its replica 0 saves the final model. */
+  role: 'actor' | 'reward';
+  /** What the saved model is, for the last log line ('actor', 'reward model'). */
+  saved: string;
+  it: BatchIterator;
+  total: number;
+  /** 0: evaluate at each epoch's end. */
+  evalEvery: number;
+  /** The held-out evaluation; null when the step has no held-out rows (then `none` stands for it). */
+  evaluate: (() => Promise<E>) | null;
+  none: E;
+  /** The eval_* figures of an evaluation, for the metrics and the log. */
+  evalFigures: (e: E) => Figures;
+  /** The figures named in the line logged at each evaluation. */
+  logKeys: string[];
+  /** The learning rate of optimizer step `step` (0-based). */
+  lr: (step: number) => number;
+  /** One optimizer step on these rows: its figures (the loop adds lr and epoch). */
+  train: (indices: number[], lr: number) => Promise<Figures>;
+}
+
+export interface StepLoopResult<E> {
+  steps: number;
+  evalBefore: E;
+  evalAfter: E;
+}
+
+export async function runStepLoop<E>(roles: Roles, s: StepLoop<E>, output: string, hooks: DriverHooks, ck: StepResume): Promise<StepLoopResult<E>> {
+  const log = hooks.log ?? (() => {});
+  const { name, it, total } = s;
+  const start = await startPosition(roles, ck, it, name, log, async () => {
+    if (!s.evaluate) return s.none;
+    const e = await s.evaluate();
+    hooks.metrics?.write(name, 0, s.evalFigures(e));
+    log(`${name}: before training ${formatFigures(s.evalFigures(e))}`);
+    return e;
+  });
+  const evalBefore = start.evalBefore;
+  let step = start.step, evalAfter = evalBefore;
+  const resumedAt = step;
+  const position = () => ({ step, batches: it.state(), evalBefore });
+  const bar = hooks.progress === false ? null : new Progress({ total: total - resumedAt, label: resumedAt ? `${name} (from step ${resumedAt})` : name, unit: 'steps' });
+  while (step < total && !hooks.shouldStop?.()) {
+    const indices = it.next();
+    if (!indices) break;
+    const lr = s.lr(step);
+    const figures: Figures = await s.train(indices, lr);
+    step++;
+    figures.lr = lr;
+    figures.epoch = it.state().epoch;
+    const epochEnd = it.state().batch >= it.batchesPerEpoch;
+    if (s.evaluate && ((s.evalEvery > 0 && step % s.evalEvery === 0) || (s.evalEvery === 0 && epochEnd) || step === total)) {
+      evalAfter = await s.evaluate();
+      Object.assign(figures, s.evalFigures(evalAfter));
+      log(`${name} step ${step}/${total}: ${formatFigures(figures, s.logKeys)}`);
+    }
+    hooks.metrics?.write(name, step, figures);
+    bar?.tick(1, `loss ${figures.loss?.toFixed(4) ?? '?'}`);
+    await ck.checkpoints?.afterStep(roles, position(), total);
+  }
+  bar?.finish();
+  if (step < total && hooks.shouldStop?.()) await ck.checkpoints?.onStop(roles, position(), resumedAt);
+  await roles.role(s.role, 0).call('save', { meta: { dir: output, optimizer: false } });
+  log(`${name}: ${step} steps; ${s.saved} saved to ${output}`);
+  return { steps: step, evalBefore, evalAfter };
+}
