@@ -16,7 +16,7 @@ import { readConfig } from '../models/config.js';
 import { QTokenizer } from '../models/tokenizer.js';
 import { writeReport } from '../report/report.js';
 import { readSummary, writeSummary, type RunSummary } from '../report/summary.js';
-import { runKeysIn, startRuntime, type PlanInput, type Roles } from '../runtime/index.js';
+import { runKeysIn, startRuntime, writeNodeKeys, type PlanInput, type Roles } from '../runtime/index.js';
 import { MetricsWriter } from './metrics.js';
 import { runDpo, type DpoResult } from './dpo.js';
 import { runPpo, type PpoHooks, type PpoResult } from './ppo.js';
@@ -148,6 +148,13 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
     if (!out || config.steps.includes(step)) continue;
     if (step === 'sft' && cfg.actor.model === null) cfg.actor.model = out;
     if (step === 'rm' && cfg.reward.model === null) cfg.reward.model = out;
+  }
+  if (config.runtime.listen) {
+    // The key file other machines need exists from the start, and the user is told how to use it
+    // (a step that places roles on a node waits up to runtime.nodeTimeout for it to join).
+    const nodeKeys = writeNodeKeys(join(paths.root, 'keys', 'node.json'), runKeysIn(join(paths.root, 'keys', 'run.json')));
+    const at = config.runtime.listen.replace(/^tcp:\/\/(0\.0\.0\.0|\*)(?=:)/, 'tcp://THIS_HOST');
+    log(`other machines: copy ${nodeKeys} there and run: quartet node --coordinator ${at} --keys node.json --name NAME`);
   }
   const result: TrainResult = { runDir: paths.root, skipped: [] };
   /** A later step of this command will run (and its coordinator wants the node agents back), unless stopped. */

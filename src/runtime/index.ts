@@ -6,5 +6,5 @@ export { planPlacement, parseDevices, LOCAL_NODE, type Placement, type PlanInput
 export { PROTOCOL_VERSION, RuntimeError, type ErrorCode, type ErrorValue, type Meta, type Metrics } from './protocol.js';
 export { DEFAULTS as RUNTIME_DEFAULTS, type RuntimeOptions } from './options.js';
 export { runNode, type NodeOptions } from './remote-agent.js';
-export { readNodeKeys, runKeysIn } from './curve.js';
+export { readNodeKeys, runKeysIn, writeNodeKeys } from './curve.js';
 export { wireTensor, concatRows, sliceRows, numel, bytesPerElement, type DType, type Tensors, type TypedArray, type WireTensor } from './wire.js';
