@@ -39,8 +39,12 @@ export async function runNode(o: NodeOptions): Promise<number> {
     onLine: (role, replica, line) => void send({ kind: 'log', id: 0, meta: { role, replica, lines: [line] } }),
     onExit: (x) => void send({ kind: 'log', id: 0, meta: { event: 'exit', role: x.role, replica: x.replica, pid: x.pid, token: x.token, code: x.code, signal: x.signal, spawn_error: x.spawnError } }),
   });
-  let signalled: (() => void) | null = null;
-  const onSignal = () => signalled?.();
+  // A signal stops the current session; one that comes between two sessions stops before the next.
+  let signalled: (() => void) | null = null, interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    signalled?.();
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   const onExit = () => agent.killAllNow();
@@ -48,7 +52,9 @@ export async function runNode(o: NodeOptions): Promise<number> {
   try {
     let deadline = Date.now() + (o.joinTimeoutMs ?? 30_000);
     for (;;) {
+      if (interrupted) return 0;
       const r = await session(o, agent, log, Math.max(1, deadline - Date.now()), (s) => (send = s), (f) => (signalled = f));
+      if (interrupted) return typeof r === 'number' ? r : 0;
       if (r === 'again') {
         log('the coordinator will be back for the next step of the run; rejoining');
         deadline = Date.now() + (o.rejoinTimeoutMs ?? 600_000);

@@ -10,6 +10,7 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Coordinator } from '../../src/runtime/coordinator.js';
+import { generateRunKeys, writeNodeKeys } from '../../src/runtime/curve.js';
 import { distPath, repoRoot } from '../../src/util/paths.js';
 import { alive, cpusAllowed, processesMentioning, tempRunDir, waitFor } from './helpers.js';
 
@@ -148,4 +149,23 @@ t.test('kill -9 the coordinator: the node agent and its roles exit within a few 
   const took = await waitFor('the agent and every role to exit', () => ![...pids, agent.pid!].some(alive), 6000);
   t.pass(`all gone ${took} ms after the coordinator was killed`);
   t.same(processesMentioning(endpoint), []);
+});
+
+t.test('a node agent still waiting to join stops at once on SIGTERM', async (t) => {
+  const runDir = tempRunDir(t);
+  const keys = writeNodeKeys(join(runDir, 'node.json'), generateRunKeys());
+  // A port nobody listens on: the agent keeps trying to join.
+  const s = createServer();
+  await new Promise<void>((res) => s.listen(0, '127.0.0.1', () => res()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((res) => s.close(res));
+  const agent = spawn(process.execPath, [join(repoRoot, 'bin/quartet.js'), 'node', '--coordinator', `tcp://127.0.0.1:${port}`, '--keys', keys, '--name', 'idle'], { stdio: 'ignore' });
+  t.teardown(() => {
+    if (agent.exitCode === null) agent.kill('SIGKILL');
+  });
+  await new Promise((res) => setTimeout(res, 800));
+  t.equal(agent.exitCode, null, 'still waiting for a coordinator');
+  agent.kill('SIGTERM');
+  await waitFor('the agent to exit after SIGTERM', () => agent.exitCode !== null, 3000);
+  t.equal(agent.exitCode, 0);
 });
