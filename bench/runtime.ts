@@ -82,22 +82,22 @@ async function throughput(r: Reporter, transport: string, role: RoleHandle, bare
     const n = (mb * 1024 * 1024) / 4;
     const data = new Float32Array(n).fill(1.25);
     const tensors = { x: { dtype: 'f32' as const, shape: [n], data } };
-    const n_reps = reps(mb);
+    const calls = reps(mb);
     for (const [method, ways] of [['sink', 1], ['echo', 2]] as const) {
       await role.call(method, { tensors });
       await collectGarbage();
       const role0 = await cpuMs(role), own0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
-      for (let i = 0; i < n_reps; i++) await role.call(method, { tensors });
+      for (let i = 0; i < calls; i++) await role.call(method, { tensors });
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       const own = process.cpuUsage(own0), roleCpu = (await cpuMs(role)) - role0;
-      const gbps = (ways * n_reps * mb * 1024 * 1024) / s / 1e9;
+      const gbps = (ways * calls * mb * 1024 * 1024) / s / 1e9;
       const bar = transport === 'ipc' && mb === 64 && method === 'sink' ? (gbps >= 2 ? '>=2GB/s ok' : '>=2GB/s MISSED') : '';
       r.add({
         name: `${mb} MB ${method === 'sink' ? 'one way' : 'echoed'} ${transport}`,
         // CPU per call on each side: a figure that a busy machine disturbs less than wall time.
-        figures: { gb_per_s: gbps, ms_per_call: (s / n_reps) * 1e3, coord_cpu_ms: (own.user + own.system) / 1e3 / n_reps, role_cpu_ms: roleCpu / n_reps, reps: n_reps, bar },
-        ...(bare && method === 'sink' && { ratio: bare.oneWayS.get(mb)! / (s / n_reps) }),
+        figures: { gb_per_s: gbps, ms_per_call: (s / calls) * 1e3, coord_cpu_ms: (own.user + own.system) / 1e3 / calls, role_cpu_ms: roleCpu / calls, reps: calls, bar },
+        ...(bare && method === 'sink' && { ratio: bare.oneWayS.get(mb)! / (s / calls) }),
       });
     }
   }
