@@ -10,9 +10,10 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { loadModel } from '../../src/models/checkpoint.js';
 import { initModelFolder } from '../../src/models/init.js';
-import { type CollectiveSpec, openCollective, parseCollectiveSpec, withCollectives } from '../../src/runtime/collective.js';
+import { type CollectiveSpec, openCollective, parseCollectiveSpec, Relay, withCollectives } from '../../src/runtime/collective.js';
+import { createServer } from 'node:net';
 import { Coordinator } from '../../src/runtime/coordinator.js';
-import { readNodeKeys } from '../../src/runtime/curve.js';
+import { allowClients, forgetClients, generateRunKeys, readNodeKeys } from '../../src/runtime/curve.js';
 import { runNode } from '../../src/runtime/remote-agent.js';
 import { planPlacement } from '../../src/runtime/placement.js';
 import { Rng } from '../../src/tensor/index.js';
@@ -110,6 +111,36 @@ t.test('a replica that never arrives fails the reduction on the others, naming i
   const [m0, m1] = await Promise.allSettled([root.allReduceMean([new Float32Array(4)]), one.allReduceMean([new Float32Array(5)])]);
   t.match(m0, { status: 'rejected', reason: { message: /reduction 2\): replica 1 sent 1 buffers of \[5\] elements, the group has 1 of \[4\]/ } });
   t.match(m1, { status: 'rejected', reason: { message: /replica 1 sent 1 buffers of \[5\]/ } });
+});
+
+t.test('the relay of a group across machines: every replica sends over tcp + CURVE and gets the mean; a missing one fails the reduction, naming it', async (t) => {
+  const keys = generateRunKeys();
+  const domain = `qcol-relay-${process.pid}`;
+  const notes: string[] = [];
+  await allowClients(domain, [keys.node.publicKey], () => {});
+  t.teardown(() => forgetClients(domain));
+  const relay = await Relay.open({ group: 'actor', size: 2, timeoutMs: 400, host: '127.0.0.1', port: '*', secretKey: keys.server.secretKey, zapDomain: domain, note: (line) => notes.push(line) });
+  const spec: CollectiveSpec = {
+    group: 'actor', size: 2, endpoint: `tcp://127.0.0.1:${relay.port}`, timeoutMs: 400,
+    curve: { serverKey: keys.server.publicKey, publicKey: keys.node.publicKey, secretKey: keys.node.secretKey },
+  };
+  const r0 = await openCollective(spec, 0), r1 = await openCollective(spec, 1);
+  t.teardown(() => {
+    r0.close();
+    r1.close();
+  });
+  for (let k = 0; k < 2; k++) {
+    const a = Float32Array.from([1, 2, 3]), b = Float32Array.from([3, 6, 10]);
+    await Promise.all([r0.allReduceMean([a]), r1.allReduceMean([b])]);
+    t.same([...a, ...b], [2, 4, 6.5, 2, 4, 6.5], `reduction ${k + 1}: replica 0 (a member too) and replica 1 get the mean`);
+  }
+  await t.rejects(r0.allReduceMean([new Float32Array(3)]), { message: /collective 'actor' \(reduction 3\): replica 1 did not arrive within 400 ms/ }, 'replica 0 hears which replica is missing');
+  t.match(notes.join('\n'), /replica 1 did not arrive/, 'the relay logs it');
+  await relay.close();
+  const s = createServer();
+  await new Promise<void>((res, rej) => s.once('error', rej).listen(relay.port, '127.0.0.1', () => res()));
+  s.close();
+  t.pass(`the relay's port ${relay.port} is free after close`);
 });
 
 t.test('a restarted replica fails the next reduction: its weights are no longer the group\'s', async (t) => {
