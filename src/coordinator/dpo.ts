@@ -16,13 +16,13 @@
 // keeps it (ending the answer is part of the answer).
 import type { Config } from '../config/defaults.js';
 import type { StepData } from '../data/datasets.js';
-import { BatchIterator, batchesPerEpoch, rmBatch } from '../data/batches.js';
+import { BatchIterator, rmBatch } from '../data/batches.js';
 import type { RmPairs } from '../data/examples.js';
 import type { Roles, Tensors } from '../runtime/index.js';
 import { f32, figure, i32, lrFor, perReplica, weightedMean, type DriverHooks } from './driver.js';
 import type { Figures } from './metrics.js';
 import type { StepResume } from './step-checkpoints.js';
-import { runStepLoop } from './step-loop.js';
+import { runStepLoop, totalSteps } from './step-loop.js';
 
 export interface DpoEval {
   loss: number | null;
@@ -44,9 +44,7 @@ export interface DpoResult {
 
 /** Optimizer steps of the DPO phase over `replicas` actor replicas (a last batch with fewer pairs than replicas joins the one before). */
 export function dpoTotalSteps(config: Config, pairs: number, replicas: number): number {
-  const { dpo } = config;
-  const all = batchesPerEpoch(pairs, dpo.batchSize * dpo.gradAccum, { minLast: replicas }) * dpo.epochs;
-  return dpo.maxSteps > 0 ? Math.min(dpo.maxSteps, all) : all;
+  return totalSteps(config.dpo, pairs, replicas);
 }
 
 /**

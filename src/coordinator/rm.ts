@@ -6,13 +6,13 @@
 // point; the trained model (with its value head) saved as a Hugging Face folder.
 import type { Config } from '../config/defaults.js';
 import type { StepData } from '../data/datasets.js';
-import { BatchIterator, batchesPerEpoch, rmBatch } from '../data/batches.js';
+import { BatchIterator, rmBatch } from '../data/batches.js';
 import type { RmPairs } from '../data/examples.js';
 import { shardRange, type Roles, type Tensors } from '../runtime/index.js';
 import { figure, i32, lrFor, perReplica, weightedMean, type DriverHooks } from './driver.js';
 import type { Figures } from './metrics.js';
 import type { StepResume } from './step-checkpoints.js';
-import { runStepLoop } from './step-loop.js';
+import { runStepLoop, totalSteps } from './step-loop.js';
 
 export interface RmEval {
   loss: number | null;
@@ -33,9 +33,7 @@ export interface RmResult {
 
 /** Optimizer steps of the RM phase over `replicas` reward replicas (a last batch with fewer pairs than replicas joins the one before). */
 export function rmTotalSteps(config: Config, pairs: number, replicas: number): number {
-  const { rm } = config;
-  const all = batchesPerEpoch(pairs, rm.batchSize * rm.gradAccum, { minLast: replicas }) * rm.epochs;
-  return rm.maxSteps > 0 ? Math.min(rm.maxSteps, all) : all;
+  return totalSteps(config.rm, pairs, replicas);
 }
 
 /** The pair tensors of train_rm / eval_rm: chosen and rejected rows padded to one width. */

@@ -6,13 +6,13 @@
 // point; the final actor saved as a Hugging Face folder.
 import type { Config } from '../config/defaults.js';
 import type { StepData } from '../data/datasets.js';
-import { BatchIterator, batchesPerEpoch, sftBatch } from '../data/batches.js';
+import { BatchIterator, sftBatch } from '../data/batches.js';
 import type { SftExamples } from '../data/examples.js';
 import type { Roles } from '../runtime/index.js';
 import { f32, figure, i32, lrFor, perReplica, toF32, weightedMean, type DriverHooks } from './driver.js';
 import type { Figures } from './metrics.js';
 import type { StepResume } from './step-checkpoints.js';
-import { runStepLoop } from './step-loop.js';
+import { runStepLoop, totalSteps } from './step-loop.js';
 
 export interface SftResult {
   /** Optimizer steps taken. */
@@ -30,10 +30,7 @@ export interface SftResult {
  * (each replica of a training call must get a row).
  */
 export function sftTotalSteps(config: Config, examples: number, replicas: number): number {
-  const { sft } = config;
-  const perEpoch = batchesPerEpoch(examples, sft.batchSize * sft.gradAccum, { minLast: replicas });
-  const all = perEpoch * sft.epochs;
-  return sft.maxSteps > 0 ? Math.min(sft.maxSteps, all) : all;
+  return totalSteps(config.sft, examples, replicas);
 }
 
 function sftTensors(data: StepData<SftExamples>, ex: SftExamples, indices: number[], maskPrompt: boolean) {

@@ -5,12 +5,23 @@
 // metrics line and a progress tick per step, checkpoints by their cadence and
 // at Ctrl-C, and the final model saved by replica 0 of the trained group.
 // Each driver says only how one step trains and how its evaluation reads.
-import type { BatchIterator } from '../data/batches.js';
+import { batchesPerEpoch, type BatchIterator } from '../data/batches.js';
 import type { Roles } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
 import type { DriverHooks } from './driver.js';
 import { formatFigures, type Figures } from './metrics.js';
 import { startPosition, type StepResume } from './step-checkpoints.js';
+
+/**
+ * Optimizer steps of a one-model step over `rows` examples or pairs and
+ * `replicas` replicas: batches of batchSize x gradAccum for `epochs` (an
+ * epoch's last batch with fewer rows than replicas joins the one before),
+ * capped by maxSteps when it is set.
+ */
+export function totalSteps(s: { batchSize: number; gradAccum: number; epochs: number; maxSteps: number }, rows: number, replicas: number): number {
+  const all = batchesPerEpoch(rows, s.batchSize * s.gradAccum, { minLast: replicas }) * s.epochs;
+  return s.maxSteps > 0 ? Math.min(s.maxSteps, all) : all;
+}
 
 export interface StepLoop<E> {
   name: 'sft' | 'rm' | 'dpo';
