@@ -32,9 +32,6 @@
 #include "optim.h"
 #include "reductions.h"
 #include "softmax.h"
-#ifdef QUARTET_CUDA
-#include "cuda/ops.h"
-#endif
 
 namespace {
 
@@ -952,12 +949,7 @@ Napi::Object capability(Napi::Env env) {
 #else
   c.Set("openmp", false);
 #endif
-#ifdef QUARTET_CUDA
-  // Built with native/cuda/ (a CUDA toolkit was found): true when a device is visible now.
-  c.Set("cuda", quartet::cuda::available());
-#else
   c.Set("cuda", false);
-#endif
   c.Freeze();
   return c;
 }

@@ -31,8 +31,6 @@ export interface Capability {
   /** Widest vector ISA the kernels were compiled for: 'avx512', 'avx2' or 'scalar'. */
   simd: string;
   openmp: boolean;
-  /** The addon was built with the CUDA backend (native/cuda/, when `npm install` found a CUDA
-   *  toolkit with cuBLAS) and a CUDA device is visible to this process. */
   cuda: boolean;
 }
 
