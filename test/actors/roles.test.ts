@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { loadModel, saveModel } from '../../src/models/checkpoint.js';
 import { initModelFolder } from '../../src/models/init.js';
 import { addValueHead } from '../../src/models/value-head.js';
-import { startRuntime } from '../../src/runtime/coordinator.js';
+import { startRuntime } from '../../src/runtime/runtime.js';
 import type { Tensors } from '../../src/runtime/wire.js';
 import { engineOptions } from '../../src/training/options.js';
 import { PolicyEngine } from '../../src/training/policy.js';

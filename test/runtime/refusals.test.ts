@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import t from 'tap';
 import * as zmq from 'zeromq';
-import { Coordinator, startRuntime } from '../../src/runtime/coordinator.js';
+import { Runtime, startRuntime } from '../../src/runtime/runtime.js';
 import { decode, encode, type Message } from '../../src/runtime/protocol.js';
 import { startupEnv } from '../../src/runtime/startup.js';
 import { distPath } from '../../src/util/paths.js';
@@ -29,7 +29,7 @@ async function recv(sock: zmq.Dealer, ms = 2000): Promise<Message | null> {
   }
 }
 
-function coordinatorLog(rt: Coordinator): string {
+function coordinatorLog(rt: Runtime): string {
   try {
     return readFileSync(join(rt.runDir, 'logs', 'coordinator.log'), 'utf8');
   } catch {
@@ -72,7 +72,7 @@ t.test('the coordinator refuses bad peers and keeps serving', async (t) => {
 
 t.test('tcp: peers without this run\'s CURVE key are refused', async (t) => {
   const runDir = tempRunDir(t);
-  const rt = await Coordinator.open({ runDir, listen: 'tcp://127.0.0.1:*', peerTimeoutMs: 10_000 });
+  const rt = await Runtime.open({ runDir, listen: 'tcp://127.0.0.1:*', peerTimeoutMs: 10_000 });
   t.teardown(() => rt.shutdown());
   await rt.start({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO } });
   const keys = JSON.parse(readFileSync(rt.nodeKeysFile!, 'utf8'));
