@@ -69,6 +69,8 @@ export interface Replica {
   durations: Map<string, number[]>;
   /** When the process was found dead or hung (Date.now()), until its replacement serves again. */
   downSince: number | null;
+  /** Why it went down last. */
+  downWhy: string;
   /** A snapshot the supervisor asked for is under way. */
   snapshotting: boolean;
   waiters: Set<{ resolve(): void; reject(e: RuntimeError): void }>;
@@ -104,7 +106,7 @@ type Call = (rep: Replica, method: string, payload?: Payload, opts?: CallOptions
 export function newReplica(plan: ReplicaPlan, log: RoleLog, call: Call): Replica {
   const rep: Replica = {
     plan, log, state: 'idle', token: '', pid: 0, peer: null, restarts: 0, spawnedAt: 0, lastHeard: 0, beating: false, calls: 0, seq: 0,
-    pending: new Map(), replay: new ReplayLog(), durations: new Map(), downSince: null, snapshotting: false, waiters: new Set(), exited: Promise.resolve(), markExited: () => {},
+    pending: new Map(), replay: new ReplayLog(), durations: new Map(), downSince: null, downWhy: '', snapshotting: false, waiters: new Set(), exited: Promise.resolve(), markExited: () => {},
     handle: { role: plan.role, replica: plan.replica, call: (m, p, o) => call(rep, m, p, o) },
   };
   return rep;

@@ -92,7 +92,7 @@ export class Supervisor implements RouterHooks {
     } catch (e) {
       // Died again while rebuilding: the next process rebuilds from the start.
       if (e instanceof RuntimeError && (e.code === 'role_died' || e.code === 'shutting_down' || e.code === 'run_failed')) return;
-      return this.host.fail(new RuntimeError('run_failed', `${name} could not be rebuilt after it ${rep.log.lastLines(1)[0]?.replace(/^-- quartet: /, '') ?? 'died'}: ${(e as Error).message}. The run stops rather than go on with the weights it started with; --resume continues from the last checkpoint.`));
+      return this.host.fail(new RuntimeError('run_failed', `${name} could not be rebuilt after it ${rep.downWhy}: ${(e as Error).message}. The run stops rather than go on with the weights it started with; --resume continues from the last checkpoint.`));
     }
     if (rep.state === 'rebuilding') this.serve(rep, calls.length, log.base);
   }
@@ -242,6 +242,7 @@ export class Supervisor implements RouterHooks {
     if (!isLive(rep) || this.ctx.closing || this.ctx.failed) return;
     const name = `${rep.plan.role}/${rep.plan.replica}`;
     rep.downSince ??= Date.now();
+    rep.downWhy = why;
     rep.log.note(`${name} (pid ${rep.pid}) ${why}`);
     this.ctx.note(`${name} (pid ${rep.pid}) ${why}`);
     this.ctx.opts.onEvent?.({ event: 'role_down', role: rep.plan.role, replica: rep.plan.replica, why });
