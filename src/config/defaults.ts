@@ -169,6 +169,10 @@ export const schema = {
   runtime: {
     listen: optStr('tcp://HOST:PORT (a fixed port) where node agents of other machines join the run; groups across machines average gradients on the ports after it; null = this machine only.'),
     nodeTimeout: int(600, 'Seconds a step waits for the node agents its placement names to join.', { min: 1 }),
+    heartbeatTimeoutMs: int(5000, 'A role silent this long is declared hung, killed and restarted with its state (JavaScript roles beat from their own thread, also while they compute).', { min: 100 }),
+    deadlines: strList([], "Deadlines of role methods as METHOD=SECONDS (e.g. train_ppo=900); a role past one is restarted with its state and the call sent again. Others: 10x the method's longest recent call, at least 120 s (600 s until 3 calls are measured).", { re: /^\w+=\d+(\.\d+)?$/, what: 'METHOD=SECONDS' }),
+    replayLogMb: int(1024, 'Memory for the calls a restarted role replays onto its last checkpoint; past it the role checkpoints early.', { min: 1 }),
+    faults: strList([], "Chaos testing: signals sent to roles at chosen calls, ROLE/REPLICA:METHOD:N:SIGKILL|SIGSTOP|SIGTERM[:MS_AFTER_SENDING] (docs/recovery.md).", { re: /^[\w-]+\/\d+:\w+:\d+:SIG(KILL|STOP|TERM)(:\d+)?$/, what: 'ROLE/REPLICA:METHOD:N:SIGNAL[:MS]' }),
   },
 } satisfies Section;
 

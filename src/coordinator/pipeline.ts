@@ -16,6 +16,7 @@ import { readConfig } from '../models/config.js';
 import { QTokenizer } from '../models/tokenizer.js';
 import { writeReport } from '../report/report.js';
 import { readSummary, writeSummary, type RunSummary } from '../report/summary.js';
+import { supervisionOptions } from './supervision.js';
 import { runKeysIn, startRuntime, writeNodeKeys, type PlanInput, type Roles } from '../runtime/index.js';
 import { MetricsWriter } from './metrics.js';
 import { runDpo, type DpoResult } from './dpo.js';
@@ -53,10 +54,11 @@ export interface TrainResult {
 }
 
 export function runtimeRoles(echo?: (line: string) => void, runtime?: Config['runtime']): StartRoles {
-  return async (plan, _step, paths) => {
+  return async (plan, step, paths) => {
     // With other machines, every step's coordinator listens at the same address with the run's keys.
     const remote = runtime?.listen ? { listen: runtime.listen, keys: runKeysIn(join(paths.root, 'keys', 'run.json')), nodeTimeoutMs: runtime.nodeTimeout * 1000 } : {};
-    const rt = await startRuntime(plan, { runDir: paths.root, echo: echo ?? null, ...remote });
+    const supervision = runtime ? supervisionOptions(runtime, step, paths.metrics) : {};
+    const rt = await startRuntime(plan, { runDir: paths.root, echo: echo ?? null, ...remote, ...supervision });
     return { roles: rt, close: (again) => rt.shutdown({ again }) };
   };
 }

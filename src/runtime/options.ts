@@ -1,6 +1,7 @@
 // The coordinator's options: one interface, one defaults object, each
 // supplied option checked by name.
 import type { RunKeys } from './curve.js';
+import { parseFault, type Fault } from './faults.js';
 
 /** What the supervisor did, for metrics.jsonl: a role lost and how long it took to serve again. */
 export interface RuntimeEvent {
@@ -61,13 +62,15 @@ export interface RuntimeOptions {
   replayLogBytes?: number;
   /** Largest message accepted from any peer (ZeroMQ drops the connection of a peer that sends more). */
   maxMessageBytes?: number;
+  /** Faults to inject (src/runtime/faults.ts), as 'ROLE/REPLICA:METHOD:N:SIGNAL[:MS]' or parsed; local roles only. */
+  faults?: (string | Fault)[];
   /** Supervision events (roles lost, restored, snapshotted). */
   onEvent?: ((e: RuntimeEvent) => void) | null;
   /** After bye (and after SIGTERM), how long a role gets before SIGKILL. */
   stopGraceMs?: number;
 }
 
-export type ResolvedOptions = Required<Omit<RuntimeOptions, 'listen' | 'keys'>> & Pick<RuntimeOptions, 'listen' | 'keys'>;
+export type ResolvedOptions = Required<Omit<RuntimeOptions, 'listen' | 'keys' | 'faults'>> & Pick<RuntimeOptions, 'listen' | 'keys'> & { faults: Fault[] };
 
 const GiB = 1024 ** 3;
 
@@ -85,6 +88,7 @@ export const DEFAULTS = {
   replayLogBytes: 1 * GiB,
   maxMessageBytes: 8 * GiB,
   onEvent: null,
+  faults: [] as Fault[],
   stopGraceMs: 3000,
 };
 
@@ -101,7 +105,7 @@ export function resolveOptions(o: RuntimeOptions): ResolvedOptions {
   }
   for (const k of ['echo', 'onEvent'] as const)
     if (o[k] !== undefined && o[k] !== null && typeof o[k] !== 'function') throw new Error(`runtime options: '${k}' must be a function or null`);
-  const r = { ...DEFAULTS, ...o } as ResolvedOptions;
+  const r = { ...DEFAULTS, ...o, faults: (o.faults ?? []).map((f) => (typeof f === 'string' ? parseFault(f) : f)) } as ResolvedOptions;
   if (r.deadlines === null || typeof r.deadlines !== 'object' || Array.isArray(r.deadlines)) throw new Error(`runtime options: 'deadlines' must be an object of method: ms`);
   for (const [m, v] of Object.entries(r.deadlines))
     if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new Error(`runtime options: 'deadlines.${m}' must be a number of ms > 0, got ${JSON.stringify(v)}`);

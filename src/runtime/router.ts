@@ -7,6 +7,7 @@
 import * as zmq from 'zeromq';
 import { RoleGroup, type CallOptions, type CallResult, type Payload, type RoleHandle, type Roles } from './handles.js';
 import type { ResolvedOptions } from './options.js';
+import { FaultInjector } from './faults.js';
 import { decode, encode, RuntimeError, type Header, type Message, type Meta } from './protocol.js';
 import { failAll, settle, waitReady, type Endpoint, type Pending, type Peer, type RemoteNode, type Replica } from './records.js';
 import { SendQueue, SOCKET_BUFFER_BYTES } from './send-queue.js';
@@ -46,8 +47,11 @@ export class Router implements Roles {
   hooks!: RouterHooks;
   private nextId = 0;
   private readonly refusals = new Map<string, { since: number; logged: number; dropped: number }>();
+  private readonly faults: FaultInjector;
 
-  constructor(private readonly ctx: RunContext) {}
+  constructor(private readonly ctx: RunContext) {
+    this.faults = new FaultInjector(ctx.opts.faults, ctx.note);
+  }
 
   /** Binds a ROUTER at `address` and starts receiving on it. */
   async bind(address: string, curve?: { secretKey: string; zapDomain: string }): Promise<Endpoint> {
@@ -156,6 +160,7 @@ export class Router implements Roles {
       }
       rep.pending.set(id, p);
       if (method === 'shutdown') rep.state = 'stopped';
+      if (!internal) this.faults.onSend(rep, method);
       peer.sock.out.send([peer.id, ...frames]).catch((e) => {
         if (!rep.pending.has(id)) return;
         // Its process is gone (an exit not yet reported): the supervisor restarts it.
