@@ -327,6 +327,13 @@ export class Router implements Roles {
     } else r.dropped++;
   }
 
+  /** Logs the counts of refusals not logged one by one (at shutdown). */
+  flushRefusals(): void {
+    for (const [source, r] of this.refusals)
+      if (r.dropped > 0) this.ctx.note(`... and ${r.dropped} more refused messages from ${source} in ${((Date.now() - r.since) / 1000).toFixed(0)} s, not logged one by one`);
+    this.refusals.clear();
+  }
+
   /** Fails every call in flight, to roles and nodes (the run failed or is stopping). */
   failEverything(err: RuntimeError): void {
     for (const rep of this.all()) {

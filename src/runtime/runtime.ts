@@ -287,6 +287,7 @@ export class Runtime implements Roles {
     for (const ep of eps) ep.sock.close();
     eps.length = 0;
     forgetClients(this.zapDomain);
+    this.router.flushRefusals();
     for (const rep of all) rep.log.close();
     rmSync(this.sockDir, { recursive: true, force: true });
     // The supervisor's own snapshots served this run's processes only.
