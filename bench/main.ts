@@ -8,6 +8,7 @@ const benches: Record<string, string> = {
   model: './model.js',
   runtime: './runtime.js',
   ppo: './ppo.js',
+  recovery: './recovery.js',
 };
 
 async function main(): Promise<number> {

@@ -97,6 +97,8 @@ export interface ReplicaStats {
   calls: number;
   inFlight: number;
   logFile: string;
+  /** The replay log: bytes held now and at most, and ms spent copying calls into it. */
+  replay: { bytes: number; peakBytes: number; calls: number; recordMs: number; base: string | null };
   /** What the role's `stats` method reported (memory, threads, devices, ...), or its error. */
   report: Meta | { error: string };
 }

@@ -39,6 +39,9 @@ export class ReplayLog {
   private bytesHeld = 0;
   /** Calls answered since start-up: whether the state differs from the start-up weights. */
   private changed = false;
+  /** Time spent copying calls into the log (its cost to the run), and the most bytes it held. */
+  recordMs = 0;
+  peakBytes = 0;
 
   get entries(): readonly LoggedCall[] {
     return this.calls;
@@ -55,10 +58,13 @@ export class ReplayLog {
 
   /** A state-changing call that was answered. Its tensors are copied: the caller may reuse its buffers. */
   record(seq: number, method: string, meta: Meta | undefined, tensors: Tensors, metrics: Metrics): void {
+    const t0 = performance.now();
     const copy = cloneTensors(tensors);
     this.calls.push({ seq, method, meta, tensors: copy, metrics });
     this.bytesHeld += tensorsBytes(copy);
+    this.peakBytes = Math.max(this.peakBytes, this.bytesHeld);
     this.changed = true;
+    this.recordMs += performance.now() - t0;
   }
 
   /** A snapshot or restore, sent as call `seq`, succeeded: calls before it are in `dir`. */

@@ -230,7 +230,9 @@ export class Runtime implements Roles {
       }
       return {
         role: rep.plan.role, replica: rep.plan.replica, node: rep.plan.node, state: rep.state, pid: rep.pid,
-        restarts: rep.restarts, calls: rep.calls, inFlight: rep.pending.size, logFile: rep.log.file, report,
+        restarts: rep.restarts, calls: rep.calls, inFlight: rep.pending.size, logFile: rep.log.file,
+        replay: { bytes: rep.replay.bytes, peakBytes: rep.replay.peakBytes, calls: rep.replay.entries.length, recordMs: rep.replay.recordMs, base: rep.replay.base },
+        report,
       };
     }));
   }
