@@ -92,16 +92,6 @@ export function mergedParams(model: Transformer): Params {
   return out;
 }
 
-/** Folds every adapter into its base weight in place and drops the adapters. */
-export function mergeLora(model: Transformer): void {
-  const merged = mergedParams(model);
-  for (const name of [...model.lora.keys()]) {
-    model.p(`${name}.w`).f32.set(merged.get(`${name}.w`)!.data);
-    model.lora.get(name)!.dispose();
-    model.lora.delete(name);
-  }
-}
-
 /**
  * Parameter groups as DeepSpeed-Chat's get_optimizer_grouped_parameters: weight decay on
  * weights, none on biases and norm weights, and the LoRA adapters at their own learning rate.

@@ -64,7 +64,11 @@ export class RewardEngine {
     return this.model.values(fromData(s.ids, [s.B, s.T]), forwardOptions(s, train));
   }
 
-  /** The value at the last real token of each sequence, at or after promptLength: [B]. */
+  /**
+   * The value at the last real token of each sequence: [B]. promptLength (the
+   * `score` contract, which custom scorers use to cut the answer out) does not
+   * move it (a row with an empty answer scores at its prompt's last token).
+   */
   score(s: Seqs, promptLength: number): Float32Array {
     const last = lastReal(s);
     return noGrad(() => tidy(() => {
