@@ -6,8 +6,7 @@
 // On request, the log-prob of each generated token under the model's own
 // distribution (raw logits, before temperature and filtering), as
 // DeepSpeed-Chat and OpenAI-style logprobs report it.
-import { native } from '../native.js';
-import { Rng, type Tensor, fromI32, gatherRows, noGrad, reshape, tidy } from '../tensor/index.js';
+import { Rng, type Tensor, fromI32, gatherRows, noGrad, reshape, sampleRows, tidy, tokenLogprobsBuffer } from '../tensor/index.js';
 import { KVCache, type Transformer, generationPositions } from './transformer.js';
 
 export interface GenerateOptions {
@@ -62,7 +61,7 @@ function choose(logits: Float32Array, B: number, V: number, opts: GenerateOption
     // a row, drawn in row order as sampleRow draws them (10x faster than the JavaScript loop).
     const u = new Float64Array(B);
     for (let b = 0; b < B; b++) u[b] = rng.uniform();
-    native.sampleRows(out, logits, u, B, V, opts.temperature ?? 1);
+    sampleRows(out, logits, u, B, V, opts.temperature ?? 1);
     return out;
   }
   for (let b = 0; b < B; b++) {
@@ -179,7 +178,7 @@ export function generate(model: Transformer, ids: Int32Array, mask: Int32Array |
       let tokLp: Float32Array | null = null;
       if (lp) {
         tokLp = new Float32Array(B);
-        native.logprobsForward(tokLp, new Float32Array(B), logits.f32, tok, B, V);
+        tokenLogprobsBuffer(tokLp, logits.f32, tok, B, V);
       }
       logits.dispose();
       for (let b = 0; b < B; b++) {
