@@ -1,6 +1,7 @@
 // Kernels on plain typed arrays, for model code that works outside the tape:
 // weight layouts converted at load and save, LoRA adapters merged into the
-// weights a checkpoint writes, and the token choice of generation. Thin on
+// weights a checkpoint writes, the token choice of generation, and the
+// moving average of the actor's weights. Thin on
 // purpose: the same native kernels the tensor ops use, named for what the
 // callers need, so that src/models reaches the addon only through this layer.
 import { native } from '../native.js';
@@ -25,4 +26,10 @@ export function sampleRows(out: Int32Array, logits: F32, uniforms: Float64Array,
 /** out[b] = log softmax(logits[b])[tokens[b]] for logits [B, V]. */
 export function tokenLogprobsBuffer(out: F32, logits: F32, tokens: Int32Array, B: number, V: number): void {
   native.logprobsForward(out, new Float32Array(B), logits, tokens, B, V);
+}
+
+/** avg = beta * avg + (1 - beta) * x, in place: one step of a moving average (scaled, then accumulated, in that order). */
+export function movingAverageBuffer(avg: F32, x: F32, beta: number): void {
+  native.affine(avg, avg, beta, 0);
+  native.axpy(avg, avg, 1 - beta, x);
 }
