@@ -11,9 +11,8 @@ import type { Config, StepName } from '../config/defaults.js';
 import { placementPlan, roleModel } from '../config/plan.js';
 import { saveResolvedConfig } from '../config/print.js';
 import { dataContext, loadPpoPrompts, loadRmData, loadSftData } from '../data/datasets.js';
+import { checkModelFolder } from '../data/model-folder.js';
 import { loadPtxBlocks } from '../data/ptx.js';
-import { readConfig } from '../models/config.js';
-import { QTokenizer } from '../models/tokenizer.js';
 import { writeReport } from '../report/report.js';
 import { readSummary, writeSummary, type RunSummary } from '../report/summary.js';
 import { supervisionOptions } from './supervision.js';
@@ -80,7 +79,7 @@ function need(value: string | null, key: string, step: StepName, flag: string): 
   if (value === null) throw new Error(`${step}: ${key} is not set; give a Hugging Face model folder (${flag} DIR or --${key}=DIR)`);
   if (!existsSync(value)) throw new Error(`${step}: ${key} = '${value}' does not exist`);
   try {
-    readConfig(value);
+    checkModelFolder(value);
   } catch (err) {
     throw new Error(`${step}: ${key} = '${value}': ${(err as Error).message}`);
   }
@@ -240,12 +239,11 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
         rmSync(paths.checkpoints, { recursive: true, force: true });
       }
       metrics.truncateAfter('ppo', resume?.state.step ?? 0);
-      const tok = QTokenizer.load(actorModel);
       const load = async () => {
         const ctx = dataContext(cfg, actorModel, log);
         const prompts = await loadPpoPrompts(ctx);
         const ptx = cfg.ppo.ptxCoef > 0 ? (await loadPtxBlocks(ctx)).blocks : null;
-        return { prompts: prompts.train, padId: prompts.padId, eosId: tok.eosId, ptx };
+        return { prompts: prompts.train, padId: prompts.padId, eosId: prompts.eosId ?? null, ptx };
       };
       const [sr, data] = await startWith(() => start(placementPlan(cfg, 'ppo'), 'ppo', paths), load);
       let ok = false;

@@ -10,6 +10,7 @@ import type { CallResult, Roles, WireTensor } from '../runtime/index.js';
 import { f32, figure, i32, lrFor, perReplica } from './driver.js';
 import { actionMask, experienceRows, toRoleLayout, type Experience } from './experience.js';
 import { mean, type Figures } from './metrics.js';
+import type { MetaOf } from '../roles/methods.js';
 
 /** Optimizer steps taken so far: the position in each learning-rate schedule (advanced here). */
 export interface UpdateCounters {
@@ -101,7 +102,7 @@ export async function trainOnExperience(ctx: TrainContext, exps: Experience[], c
         const actorLr = lrFor(actor, counters.actorUpdates, upd);
         const ptx = ctx.ptx?.next(mb.B) ?? null;
         const calls: Promise<CallResult>[] = [roles.group('actor').call('train_ppo', {
-          meta: { lr: actorLr, weightDecay: actor.weightDecay, gradClip: actor.gradClip, clipRange: ppo.clipRange, microBatch: perReplica(roles, 'actor', mb.B), ptxCoef: ppo.ptxCoef },
+          meta: { lr: actorLr, weightDecay: actor.weightDecay, gradClip: actor.gradClip, clipRange: ppo.clipRange, microBatch: perReplica(roles, 'actor', mb.B), ptxCoef: ppo.ptxCoef } satisfies MetaOf<'actor', 'train_ppo'>,
           tensors: {
             ...seq,
             old_logprobs: f32([mb.B, mb.T - 1], toRoleLayout(mb.logprobs, mb)),
@@ -115,7 +116,7 @@ export async function trainOnExperience(ctx: TrainContext, exps: Experience[], c
           const criticLr = lrFor(critic, counters.criticUpdates, upd);
           criticLrs.push(criticLr);
           calls.push(roles.group('critic').call('train_value', {
-            meta: { lr: criticLr, weightDecay: critic.weightDecay, gradClip: critic.gradClip, clipRangeValue: ppo.clipRangeValue, microBatch: perReplica(roles, 'critic', mb.B) },
+            meta: { lr: criticLr, weightDecay: critic.weightDecay, gradClip: critic.gradClip, clipRangeValue: ppo.clipRangeValue, microBatch: perReplica(roles, 'critic', mb.B) } satisfies MetaOf<'critic', 'train_value'>,
             tensors: {
               ...seq,
               old_values: f32([mb.B, mb.T - 1], toRoleLayout(mb.values, mb)),

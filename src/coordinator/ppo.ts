@@ -33,6 +33,7 @@ import { toAnswerLayout, trimGenerated, type Experience, type Trimmed } from './
 import { formatFigures, mean, type Figures } from './metrics.js';
 import { answerLengths, answersToKeep, computeRewards, klStats } from './ppo-math.js';
 import { copyTokenizerFiles, pruneCheckpoints, writeJsonAtomic } from './run-dir.js';
+import type { MetaOf } from '../roles/methods.js';
 
 export interface PpoData {
   /** The prompts of the ppo share. */
@@ -351,7 +352,7 @@ export class PpoDriver {
     const prompts = n > 1 ? repeatRows(batch.ids, batch.mask, batch.B, P, n) : { ids: batch.ids, mask: batch.mask };
     const B0 = batch.B * n;
     const gen = await this.roles.group('actor').call('generate', {
-      meta: { maxNewTokens: ppo.maxNewTokens, temperature: ppo.temperature, topK: ppo.topK, topP: ppo.topP, seed },
+      meta: { maxNewTokens: ppo.maxNewTokens, temperature: ppo.temperature, topK: ppo.topK, topP: ppo.topP, seed } satisfies MetaOf<'actor', 'generate'>,
       tensors: { prompt_ids: i32([B0, P], prompts.ids), prompt_mask: i32([B0, P], prompts.mask) },
     });
     const ids = gen.tensors.ids;
@@ -376,7 +377,7 @@ export class PpoDriver {
     const calls: Promise<CallResult>[] = [
       afterGate(() => this.roles.group('actor').call('logprobs', { tensors: seq })),
       this.roles.group('reference').call('logprobs', { tensors: seq }),
-      this.roles.group('reward').call('score', { meta: { promptLength: P }, tensors: seq }),
+      this.roles.group('reward').call('score', { meta: { promptLength: P } satisfies MetaOf<'reward', 'score'>, tensors: seq }),
     ];
     if (!this.grouped) calls.push(afterGate(() => this.roles.group('critic').call('values', { tensors: seq })));
     const [old, ref, score, val] = await Promise.all(calls);

@@ -13,6 +13,7 @@ import { figure, i32, lrFor, perReplica, weightedMean, type DriverHooks } from '
 import type { Figures } from './metrics.js';
 import type { StepResume } from './step-checkpoints.js';
 import { runStepLoop, totalSteps } from './step-loop.js';
+import type { MetaOf } from '../roles/methods.js';
 
 export interface RmEval {
   loss: number | null;
@@ -101,7 +102,7 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
     train: async (indices, lr) => {
       const t0 = performance.now();
       const r = await roles.group('reward').call('train_rm', {
-        meta: { lr, weightDecay: reward.weightDecay, gradClip: reward.gradClip, microBatch },
+        meta: { lr, weightDecay: reward.weightDecay, gradClip: reward.gradClip, microBatch } satisfies MetaOf<'reward', 'train_rm'>,
         tensors: rmTensors(data.train, indices, data.padId),
       }, { allReplicas: true });
       const seconds = (performance.now() - t0) / 1000;

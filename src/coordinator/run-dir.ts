@@ -47,11 +47,6 @@ export function stepCheckpointsDir(paths: RunPaths, step: 'sft' | 'rm' | 'dpo'):
   return join(paths.root, 'checkpoints', step);
 }
 
-/** The folder of the PPO checkpoint taken after `step` steps. */
-export function checkpointDir(paths: RunPaths, step: number): string {
-  return join(paths.checkpoints, `step-${step}`);
-}
-
 /**
  * The newest `step-N` folder under `dir` that is complete (holds
  * `stateFile`, which is written last), or null: a checkpoint cut short by a

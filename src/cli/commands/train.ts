@@ -62,22 +62,10 @@ function resolve(argv: string[], step: StepName | null): LoadedConfig {
   return loaded;
 }
 
+/** The embedded demo (src/demo/run.ts), loaded only when it runs: it pulls in the corpus and the gold scorer. */
 async function runDemo(argv: string[]): Promise<number> {
-  // Loaded by name at run time: the demo is another part of the project (src/demo/run.ts, issue 6).
-  const spec = '../../demo/run.js';
-  let mod: { runDemo?: (argv: string[]) => Promise<number | void> };
-  try {
-    mod = await import(spec);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    mod = {};
-  }
-  if (typeof mod.runDemo !== 'function') {
-    console.error('quartet train: the embedded demo is not part of this build yet.\n' +
-      'Give a model and data instead: quartet train --actor-model DIR --reward-model DIR --data FILE (see quartet train --help).');
-    return 2;
-  }
-  return (await mod.runDemo(argv)) ?? 0;
+  const { runDemo: run } = await import('../../demo/run.js');
+  return run(argv);
 }
 
 function makeCommand(name: string, step: StepName | null, summary: string): Command {
