@@ -16,6 +16,8 @@ import type { MetaOf } from '../roles/methods.js';
 export interface UpdateCounters {
   actorUpdates: number;
   criticUpdates: number;
+  /** PPO steps done before this one: names the step in the runtime's timeout and failure messages. */
+  step?: number;
 }
 
 export interface TrainContext {
@@ -110,7 +112,7 @@ export async function trainOnExperience(ctx: TrainContext, exps: Experience[], c
             action_mask: amask,
             ...(ptx ?? {}),
           },
-        }, { allReplicas: true })];
+        }, { allReplicas: true, step: (counters.step ?? 0) + 1 })];
         actorLrs.push(actorLr);
         if (!grouped) {
           const criticLr = lrFor(critic, counters.criticUpdates, upd);
@@ -123,7 +125,7 @@ export async function trainOnExperience(ctx: TrainContext, exps: Experience[], c
               returns: f32([mb.B, mb.T - 1], toRoleLayout(mb.returns, mb)),
               action_mask: amask,
             },
-          }, { allReplicas: true }));
+          }, { allReplicas: true, step: (counters.step ?? 0) + 1 }));
         }
         const [a, c] = await Promise.all(calls);
         actorMetrics.push(a.metrics);
