@@ -5,9 +5,9 @@
 //   1. `PY -m venv .venv` when there is none (PY: --python, else python3);
 //   2. picks the CPU build of torch: the newest `+cpu` version that pip can see
 //      (`pip index versions torch`) through its own configuration (a local
-//      mirror, if the machine has one) plus PyTorch's CPU wheel index
-//      (--cpu-index, default https://download.pytorch.org/whl/cpu; `none` to
-//      leave it out). Where none is listed (macOS, or no network), plain `torch`;
+//      mirror, if the machine has one), else through PyTorch's CPU wheel index
+//      as an extra index (--cpu-index, default https://download.pytorch.org/whl/cpu;
+//      `none` to leave it out). Where none is listed (macOS, or offline), plain `torch`;
 //   3. `.venv/bin/python -m pip install torch==<that> numpy`, plus with --fixtures
 //      what the scripts of scripts/fixtures/ import (transformers, safetensors,
 //      tokenizers, pyarrow). --index-url / --extra-index-url go to pip as they are.
@@ -65,9 +65,16 @@ export async function run(opts: BenchOptions): Promise<void> {
   if (existsSync(VENV_PYTHON)) console.log(`setup: ${venv} exists; installing into it`);
   else step(`creating ${venv} with ${base}`, base, ['-m', 'venv', venv]);
   const packages = [...BASELINE_PACKAGES, ...(fixtures ? FIXTURE_PACKAGES : [])];
-  const args = [...pipArgs, ...(cpuIndex ? ['--extra-index-url', cpuIndex] : [])];
-  console.log(`setup: looking for a CPU build of torch (pip index versions torch${args.length ? ' ' + args.join(' ') : ''})`);
-  const cpu = cpuTorch(py, args);
+  // A CPU build that pip's own configuration already offers (a local mirror) first; only
+  // then PyTorch's CPU index (on a machine that reads PyPI, where Linux torch has CUDA).
+  let args = pipArgs;
+  console.log('setup: looking for a CPU build of torch (pip index versions torch)');
+  let cpu = cpuTorch(py, args);
+  if (!cpu && cpuIndex) {
+    args = [...pipArgs, '--extra-index-url', cpuIndex];
+    console.log(`setup: none in pip's configuration; looking again with --extra-index-url ${cpuIndex}`);
+    cpu = cpuTorch(py, args);
+  }
   console.log(cpu
     ? `setup: the newest CPU build pip can see is torch ${cpu}`
     : 'setup: pip lists no +cpu build of torch; installing plain torch (on Linux from PyPI that is the CUDA build: pass --cpu-index or --index-url for a CPU one)');
