@@ -78,11 +78,15 @@ export class SafetensorsFile {
       this.metadata = {};
       for (const [name, v] of Object.entries(header)) {
         if (name === '__metadata__') {
+          if (v === null || typeof v !== 'object' || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) {
+            throw new Error(`safetensors: ${path}: __metadata__ must map strings to strings, got ${JSON.stringify(v).slice(0, 200)}`);
+          }
           Object.assign(this.metadata, v as Record<string, string>);
           continue;
         }
         this.entries.set(name, checkEntry(path, name, v, dataSize));
       }
+      checkLayout(path, [...this.entries.values()], dataSize);
     } catch (err) {
       closeSync(this.fd);
       this.fd = null;
@@ -158,10 +162,39 @@ function checkEntry(path: string, name: string, v: unknown, dataSize: number): T
     throw bad(`bad data_offsets ${JSON.stringify(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
+  if (end < begin) throw bad(`data_offsets [${begin}, ${end}] end before they begin`);
   const want = numel(shape as number[]) * BYTES[dtype as StDtype];
   if (end - begin !== want) throw bad(`data_offsets [${begin}, ${end}] hold ${end - begin} bytes, shape ${JSON.stringify(shape)} of ${dtype} needs ${want}`);
   if (end > dataSize) throw bad(`data ends at byte ${end} but the file holds only ${dataSize} bytes of data (truncated)`);
   return { name, dtype: dtype as StDtype, shape: shape as number[], begin, end };
+}
+
+/**
+ * The data section must be covered exactly, as the reference library
+ * (safetensors' Metadata::validate) requires: sorted by offset, each tensor
+ * begins where the one before ends, the first at 0 and the last at the end of
+ * the file. An overlap would let one tensor read another's bytes; a gap or
+ * trailing bytes mean the header does not describe the file.
+ */
+function checkLayout(path: string, entries: TensorEntry[], dataSize: number): void {
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let prev: TensorEntry | null = null;
+  for (const e of sorted) {
+    if (e.begin < at) {
+      throw new Error(`safetensors: ${path}: tensors '${prev!.name}' [${prev!.begin}, ${prev!.end}] and '${e.name}' [${e.begin}, ${e.end}] overlap (data_offsets must not share bytes)`);
+    }
+    if (e.begin > at) {
+      const before = prev ? `after tensor '${prev.name}' (which ends at ${at})` : 'at the start of the data';
+      throw new Error(`safetensors: ${path}: ${e.begin - at} byte(s) ${before} belong to no tensor; tensor '${e.name}' begins at ${e.begin} (tensors must be contiguous)`);
+    }
+    at = e.end;
+    prev = e;
+  }
+  if (at !== dataSize) {
+    const last = prev ? `the last tensor, '${prev.name}', ends at byte ${at}` : 'it holds no tensors';
+    throw new Error(`safetensors: ${path}: the data section holds ${dataSize} bytes but ${last}; the header does not cover the data (${dataSize - at} trailing byte(s))`);
+  }
 }
 
 /** Writes float32 tensors as one .safetensors file, converting to `dtype` (default F32). */
