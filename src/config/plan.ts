@@ -31,7 +31,7 @@ export function roleModel(config: Config, role: RoleName): string | null {
 
 /** What a role process needs to know about training, by role. */
 function roleArgs(config: Config, role: RoleName, step: StepName): Record<string, unknown> {
-  const common = { role, step, seed: config.seed, model: roleModel(config, role) };
+  const common = { role, step, seed: config.seed, model: roleModel(config, role), ...(config.checks.allowNonFiniteWeights ? { allowNonFiniteWeights: true } : {}) };
   switch (role) {
     case 'actor': {
       const { devices, replicas, threads, node, maxRestarts, model, ...ppoTraining } = config.actor;

@@ -5,6 +5,7 @@
 // so a folder Quartet writes loads in transformers unchanged.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { native } from '../native.js';
 import { type ModelConfig, readConfig } from './config.js';
 import { mergedParams } from './lora.js';
 import { Transformer } from './transformer.js';
@@ -33,8 +34,35 @@ export interface Weights {
   valueHead: Float32Array | null;
 }
 
-/** Reads a folder's tensors into the stack's parameters, checking every name and shape against the config. */
-export function readWeights(dir: string, cfg: ModelConfig): Weights {
+export interface ReadOptions {
+  /**
+   * Load tensors that hold NaN or infinite values. Off by default: such
+   * weights train to a NaN loss that looks like a run (config key
+   * checks.allowNonFiniteWeights).
+   */
+  allowNonFinite?: boolean;
+}
+
+/**
+ * Refuses a tensor with a NaN or infinite value, naming the file, the tensor
+ * and the first bad value. The test is one native pass (allFinite); the slow
+ * search for what to report runs only on failure.
+ */
+export function checkFinite(data: Float32Array, name: string, file: string): void {
+  if (native.allFinite(data)) return;
+  let count = 0, first = -1;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      count++;
+      if (first < 0) first = i;
+    }
+  }
+  throw new Error(`checkpoint: tensor '${name}' in ${file} holds ${count} non-finite value(s) of ${data.length} (the first, at index ${first}, is ${data[first]}); `
+    + 'refusing to load it (set checks.allowNonFiniteWeights to load it anyway)');
+}
+
+/** Reads a folder's tensors into the stack's parameters, checking every name and shape against the config (and, unless allowed, that every value is finite). */
+export function readWeights(dir: string, cfg: ModelConfig, opts: ReadOptions = {}): Weights {
   const lay = layoutOf(cfg);
   const tensors = new CheckpointTensors(dir);
   try {
@@ -48,13 +76,17 @@ export function readWeights(dir: string, cfg: ModelConfig): Weights {
     const read = (name: string, shape: number[]): Float32Array => {
       const actual = resolve(name);
       used.add(actual);
-      return tensors.readF32(actual, shape);
+      return finite(actual, tensors.readF32(actual, shape));
+    };
+    const finite = (name: string, data: Float32Array): Float32Array => {
+      if (!opts.allowNonFinite) checkFinite(data, name, tensors.entry(name).file);
+      return data;
     };
     const params: Params = new Map();
     for (const spec of lay.params) params.set(spec.name, { shape: spec.shape, data: fromHf(spec, read) });
     let valueHead: Float32Array | null = null;
     if (tensors.has(VALUE_HEAD)) {
-      valueHead = tensors.readF32(VALUE_HEAD, [1, cfg.embedDim]);
+      valueHead = finite(VALUE_HEAD, tensors.readF32(VALUE_HEAD, [1, cfg.embedDim]));
       used.add(VALUE_HEAD);
     }
     // A tied checkpoint may still carry the head tensor: transformers ties it to the embedding and ignores it.
@@ -113,9 +145,9 @@ function dtypeName(d: SaveDtype): string {
 }
 
 /** Loads a checkpoint folder (config.json + weights, with its value head when saved) as a decoder stack. */
-export function loadModel(dir: string, opts: { seed?: number } = {}): Transformer {
+export function loadModel(dir: string, opts: { seed?: number } & ReadOptions = {}): Transformer {
   const cfg = readConfig(dir);
-  const w = readWeights(dir, cfg);
+  const w = readWeights(dir, cfg, opts);
   return new Transformer(cfg, w.params, { valueHead: w.valueHead, seed: opts.seed });
 }
 

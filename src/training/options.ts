@@ -29,6 +29,8 @@ export interface EngineOptions {
   lora: LoraSettings | null;
   /** The peak learning rate of the base weights: a call's lr / baseLr scales the LoRA lr as a schedule would. */
   baseLr: number | null;
+  /** Load NaN or infinite weights (args.allowNonFiniteWeights, from checks.allowNonFiniteWeights; absent: refused). */
+  allowNonFiniteWeights?: boolean;
 }
 
 type Args = Record<string, unknown>;
@@ -75,6 +77,7 @@ export function engineOptions(role: string, args: Args): EngineOptions {
     ...(bool(...at('gradientCheckpointing'), false) ? { gradientCheckpointing: true } : {}),
     lora,
     baseLr: baseLr !== null && baseLr > 0 ? baseLr : null,
+    ...(bool(`${role}: args.allowNonFiniteWeights`, args.allowNonFiniteWeights, false) ? { allowNonFiniteWeights: true } : {}),
   };
 }
 
@@ -83,7 +86,7 @@ export function engineOptions(role: string, args: Args): EngineOptions {
  * attached, and (valueHead) a fresh value head when the folder has none.
  */
 export function buildModel(o: EngineOptions, opts: { valueHead?: boolean } = {}): Transformer {
-  const model = loadModel(o.model, { seed: o.seed });
+  const model = loadModel(o.model, { seed: o.seed, allowNonFinite: o.allowNonFiniteWeights });
   model.dropoutEnabled = o.dropout;
   model.gradientCheckpointing = o.gradientCheckpointing === true;
   if (opts.valueHead && !model.valueHead) addValueHead(model, o.seed);
