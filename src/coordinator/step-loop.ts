@@ -11,7 +11,7 @@ import { Progress } from '../util/progress.js';
 import type { DriverHooks } from './driver.js';
 import { formatFigures, type Figures } from './metrics.js';
 import { SkippedSteps } from './skipped-steps.js';
-import { startPosition, type StepResume } from './step-checkpoints.js';
+import { saveOn, startPosition, type StepResume } from './step-checkpoints.js';
 
 /**
  * Optimizer steps of a one-model step over `rows` examples or pairs and
@@ -94,7 +94,7 @@ export async function runStepLoop<E>(roles: Roles, s: StepLoop<E>, output: strin
   }
   bar?.finish();
   if (step < total && hooks.shouldStop?.()) await ck.checkpoints?.onStop(roles, position(), resumedAt);
-  await roles.role(s.role, 0).call('save', { meta: { dir: output, optimizer: false } });
+  await saveOn(roles, s.role, output, false);
   log(`${name}: ${step} steps; ${s.saved} saved to ${output}`);
   return { steps: step, evalBefore, evalAfter };
 }

@@ -3,9 +3,10 @@
 // value head `v_head.weight` beside the base tensors. Reading maps each family's
 // tensors onto the stack's parameters (families/*.ts); writing maps them back,
 // so a folder Quartet writes loads in transformers unchanged.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../native.js';
+import { makeDirs, onDisk } from '../util/disk.js';
 import { type ModelConfig, readConfig } from './config.js';
 import { mergedParams } from './lora.js';
 import { Transformer } from './transformer.js';
@@ -123,19 +124,20 @@ export interface WriteOptions {
 
 /** Writes config.json, the weights (replacing any earlier weight files) and, when asked, the tokenizer files. */
 export function writeCheckpoint(dir: string, cfg: ModelConfig, params: Params, opts: WriteOptions = {}): void {
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(dir)) {
-    if (f === SINGLE_FILE || f === INDEX_FILE || /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)) rmSync(join(dir, f));
+  // Node's recursive mkdir would call a read-only disk ENOENT: makeDirs keeps the real errno.
+  makeDirs(dir);
+  for (const f of onDisk('list', dir, () => readdirSync(dir))) {
+    if (f === SINGLE_FILE || f === INDEX_FILE || /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)) onDisk('remove', join(dir, f), () => rmSync(join(dir, f)));
   }
   const tensors = hfTensors(cfg, params);
   if (opts.valueHead) tensors.push({ name: VALUE_HEAD, shape: [1, cfg.embedDim], data: opts.valueHead });
   writeCheckpointTensors(dir, tensors, { dtype: opts.dtype, maxShardBytes: opts.maxShardBytes });
   const raw: Record<string, unknown> = { ...cfg.raw, dtype: dtypeName(opts.dtype ?? 'F32') };
   if (raw.torch_dtype !== undefined) raw.torch_dtype = raw.dtype;
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(raw, null, 2) + '\n');
+  onDisk('write', join(dir, 'config.json'), () => writeFileSync(join(dir, 'config.json'), JSON.stringify(raw, null, 2) + '\n'));
   if (opts.tokenizerFrom && opts.tokenizerFrom !== dir) {
     for (const f of TOKENIZER_FILES) {
-      if (existsSync(join(opts.tokenizerFrom, f))) copyFileSync(join(opts.tokenizerFrom, f), join(dir, f));
+      if (existsSync(join(opts.tokenizerFrom, f))) onDisk('copy the tokenizer file to', join(dir, f), () => copyFileSync(join(opts.tokenizerFrom!, f), join(dir, f)));
     }
   }
 }

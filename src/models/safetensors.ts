@@ -11,6 +11,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { native } from '../native.js';
+import { diskError, onDisk } from '../util/disk.js';
 
 export type StDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 /** The dtypes a checkpoint can be written in (all read back as float32). */
@@ -217,7 +218,7 @@ export function writeSafetensors(path: string, tensors: readonly NamedArray[], o
   // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
   const pad = (8 - (json.length % 8)) % 8;
   if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
-  const fd = openSync(path, 'w');
+  const fd = onDisk('create', path, () => openSync(path, 'w'));
   try {
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(json.length));
@@ -236,6 +237,8 @@ export function writeSafetensors(path: string, tensors: readonly NamedArray[], o
       let done = 0;
       while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
     }
+  } catch (err) {
+    throw diskError(err, `write tensors to`, path);
   } finally {
     closeSync(fd);
   }
@@ -357,6 +360,6 @@ export function writeCheckpointTensors(dir: string, tensors: readonly NamedArray
   });
   const total = tensors.reduce((a, t) => a + size(t), 0);
   const index = { metadata: { total_size: total }, weight_map: weightMap };
-  writeFileSync(join(dir, INDEX_FILE), JSON.stringify(index, null, 2) + '\n');
+  onDisk('write', join(dir, INDEX_FILE), () => writeFileSync(join(dir, INDEX_FILE), JSON.stringify(index, null, 2) + '\n'));
   return [...names, INDEX_FILE];
 }
