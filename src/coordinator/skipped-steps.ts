@@ -24,7 +24,7 @@ export class SkippedSteps {
     if (this.run === 0) this.firstAt = where;
     this.run++;
     if (this.max === 0 || this.run < this.max) return;
-    const figures = Object.entries(losses).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${v}`).join(', ') || 'no loss reported';
+    const figures = Object.entries(losses).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${Number((v as number).toPrecision(6))}`).join(', ') || 'no loss reported';
     const what = skipped ? 'its update was skipped for a non-finite gradient norm' : 'its loss is not finite';
     const span = this.run === 1 ? '' : ` (${this.run} in a row, since ${this.firstAt})`;
     throw new Error(`${this.phase}: training stopped at ${where}: the ${this.role}'s ${figures}; ${what}${span}. `
