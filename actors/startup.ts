@@ -30,7 +30,9 @@ function bool(where: string, v: unknown): boolean {
 export function engineOptions(role: string, args: Args): EngineOptions {
   if (typeof args.model !== 'string' || !args.model) throw new Error(`${role}: args.model must be the folder of a Hugging Face model, got ${JSON.stringify(args.model)}`);
   const seed = num(`${role}: args.seed`, args.seed);
-  if (args.training === undefined) return { model: args.model, seed, dropout: false, lora: null, baseLr: null };
+  // Present and true only with checks.allowNonFiniteWeights: a NaN or infinite weight fails the load otherwise.
+  const nonFinite = args.allowNonFiniteWeights === undefined ? {} : bool(`${role}: args.allowNonFiniteWeights`, args.allowNonFiniteWeights) ? { allowNonFiniteWeights: true } : {};
+  if (args.training === undefined) return { model: args.model, seed, dropout: false, lora: null, baseLr: null, ...nonFinite };
   const where = `${role}: args.training`;
   const training = obj(where, args.training);
   const l = obj(`${where}.lora`, training.lora);
@@ -54,6 +56,7 @@ export function engineOptions(role: string, args: Args): EngineOptions {
     ...(bool(`${where}.gradientCheckpointing`, training.gradientCheckpointing) ? { gradientCheckpointing: true } : {}),
     lora,
     baseLr: baseLr > 0 ? baseLr : null,
+    ...nonFinite,
   };
 }
 

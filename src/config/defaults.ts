@@ -56,6 +56,11 @@ export const schema = {
   steps: enumList(['sft', 'rm', 'ppo', 'dpo'] as const, ['sft', 'rm', 'ppo'], "Steps to run, in order; 'dpo' (after sft) replaces rm and ppo."),
   resume: bool(false, 'Continue the run in outputDir from its last checkpoint.'),
   keepCheckpoints: int(3, 'Checkpoints kept per step (the newest; each holds the models with their optimizer state); 0 = keep all.', { min: 0 }),
+  // Bad numbers stop a run with the file, tensor, step and role named, rather than training on to a NaN "done".
+  checks: {
+    allowNonFiniteWeights: bool(false, 'Load model weights that hold NaN or infinite values (refused by default, naming the file and tensor).'),
+    maxSkippedSteps: int(3, 'Training stops with an error after this many optimizer steps in a row skipped for a non-finite loss or gradient norm (1 = at the first); 0 = never (skip and go on).', { min: 0 }),
+  },
 
   data: {
     paths: strList([], 'Datasets: JSONL/JSON files with prompt/chosen/rejected, or Hugging Face dataset folders (parquet or JSON). Several are blended.'),

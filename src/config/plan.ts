@@ -46,16 +46,17 @@ function trainingArgs(config: Config, role: 'actor' | 'critic' | 'reward', step:
  */
 function roleArgs(config: Config, role: RoleName, step: StepName): EngineArgs | ActorArgs | Record<string, unknown> {
   const model = roleModel(config, role);
+  const base = { model: model!, seed: config.seed, ...(config.checks.allowNonFiniteWeights ? { allowNonFiniteWeights: true } : {}) };
   switch (role) {
     case 'actor':
-      return { model: model!, seed: config.seed, training: trainingArgs(config, role, step), ema: config.ppo.ema ? config.ppo.emaBeta : 0 } satisfies ActorArgs;
+      return { ...base, training: trainingArgs(config, role, step), ema: config.ppo.ema ? config.ppo.emaBeta : 0 } satisfies ActorArgs;
     case 'critic':
-      return { model: model!, seed: config.seed, training: trainingArgs(config, role, step) } satisfies EngineArgs;
+      return { ...base, training: trainingArgs(config, role, step) } satisfies EngineArgs;
     case 'reference':
-      return { model: model!, seed: config.seed } satisfies EngineArgs;
+      return base satisfies EngineArgs;
     case 'reward':
       // A custom scorer process (kind command) takes no args of the plan.
-      return config.reward.kind === 'command' ? {} : { model: model!, seed: config.seed, training: trainingArgs(config, role, step) } satisfies EngineArgs;
+      return config.reward.kind === 'command' ? {} : { ...base, training: trainingArgs(config, role, step) } satisfies EngineArgs;
   }
 }
 

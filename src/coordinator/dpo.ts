@@ -138,7 +138,7 @@ export async function runDpo(roles: Roles, config: Config, data: StepData<RmPair
   if (total === 0) throw new Error(`dpo: no training pairs (data gave ${pairs} pairs with a rejected answer for the rm share)`);
   const microBatch = perReplica(roles, 'actor', dpo.batchSize);
   const r = await runStepLoop<DpoEval>(roles, {
-    name: 'dpo', role: 'actor', saved: 'actor', total, evalEvery: dpo.evalEvery,
+    name: 'dpo', role: 'actor', saved: 'actor', total, evalEvery: dpo.evalEvery, maxSkippedSteps: config.checks.maxSkippedSteps,
     it: new BatchIterator(pairs, dpo.batchSize * dpo.gradAccum, config.seed, { epochs: dpo.epochs, minLast: replicas }),
     evaluate: data.eval.promptLens.length > 0 ? () => evalDpo(roles, config, data) : null,
     none: { loss: null, accuracy: null, chosenReward: null, rejectedReward: null, margin: null, pairs: 0 },

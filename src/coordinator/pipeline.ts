@@ -5,7 +5,7 @@
 // itself, frozen, as the reference. Each step starts the runtime with only the roles it needs (loading
 // its data meanwhile) and shuts it down after. With config.resume, finished
 // steps are skipped and PPO continues from its newest checkpoint.
-import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config, StepName } from '../config/defaults.js';
 import { placementPlan, roleModel } from '../config/plan.js';
@@ -25,6 +25,7 @@ import { StepCheckpoints, type StepResume } from './step-checkpoints.js';
 import { runRm, type RmResult } from './rm.js';
 import { copyTokenizerFiles, runPaths, stepCheckpointsDir, type RunPaths } from './run-dir.js';
 import { runSft, type SftResult } from './sft.js';
+import { ensureWritableDir, makeDirs, onDisk } from '../util/disk.js';
 
 /** A step's running roles and how to stop them. */
 export interface StepRoles {
@@ -126,11 +127,13 @@ function stopped(opts: TrainOptions, step: StepName, log: (line: string) => void
 
 export async function train(config: Config, opts: TrainOptions = {}): Promise<TrainResult> {
   const paths = runPaths(config.outputDir);
-  mkdirSync(paths.logs, { recursive: true });
+  // Before anything starts: a run directory that cannot be written fails now, with the path and errno named.
+  ensureWritableDir(paths.root, 'outputDir');
+  makeDirs(paths.logs);
   const trainLog = join(paths.logs, 'train.log');
   // The driver's lines go to the caller and, with a time, to <run>/logs/train.log beside the roles' logs.
   const log = (line: string) => {
-    appendFileSync(trainLog, `${new Date().toISOString()} ${line}\n`);
+    onDisk('append to', trainLog, () => appendFileSync(trainLog, `${new Date().toISOString()} ${line}\n`));
     opts.log?.(line);
   };
   let state = readRunState(paths) ?? freshRunState();

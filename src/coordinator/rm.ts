@@ -92,7 +92,7 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
   if (total === 0) throw new Error(`rm: no training pairs (data gave ${pairs} pairs with a rejected answer for the rm share)`);
   const microBatch = perReplica(roles, 'reward', rm.batchSize);
   const r = await runStepLoop<RmEval>(roles, {
-    name: 'rm', role: 'reward', saved: 'reward model', total, evalEvery: rm.evalEvery,
+    name: 'rm', role: 'reward', saved: 'reward model', total, evalEvery: rm.evalEvery, maxSkippedSteps: config.checks.maxSkippedSteps,
     it: new BatchIterator(pairs, rm.batchSize * rm.gradAccum, config.seed, { epochs: rm.epochs, minLast: replicas }),
     evaluate: data.eval.promptLens.length > 0 ? () => evalRm(roles, config, data) : null,
     none: { loss: null, accuracy: null, chosenMean: null, rejectedMean: null, pairs: 0 },
@@ -113,6 +113,7 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
         chosen_mean: pairMean(r.replies, rows, 'chosen_mean'),
         rejected_mean: pairMean(r.replies, rows, 'rejected_mean'),
         grad_norm: figure(r.metrics, 'grad_norm'),
+        skipped: figure(r.metrics, 'skipped'),
         pairs_per_s: seconds > 0 ? indices.length / seconds : null,
       };
     },

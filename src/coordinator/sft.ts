@@ -61,7 +61,7 @@ export async function runSft(roles: Roles, config: Config, data: StepData<SftExa
   const settings = { lr: sft.lr, schedule: sft.schedule, warmup: sft.warmup };
   const microBatch = perReplica(roles, 'actor', sft.batchSize);
   const r = await runStepLoop<number | null>(roles, {
-    name: 'sft', role: 'actor', saved: 'actor', total, evalEvery: sft.evalEvery,
+    name: 'sft', role: 'actor', saved: 'actor', total, evalEvery: sft.evalEvery, maxSkippedSteps: config.checks.maxSkippedSteps,
     it: new BatchIterator(data.train.seqs.n, sft.batchSize * sft.gradAccum, config.seed, { epochs: sft.epochs, minLast: replicas }),
     evaluate: data.eval.seqs.n > 0 ? () => evalSft(roles, config, data) : null,
     none: null,

@@ -35,6 +35,7 @@ import { pretrainBase } from './pretrain.js';
 import { useAllCores } from './placement.js';
 import { makePreferencePairs } from './rm-data.js';
 import { decodeAnswers } from './sample.js';
+import { ensureWritableDir } from '../util/disk.js';
 
 export interface DemoRunOptions {
   /** The resolved run config (configs/demo.json under the user's flags). */
@@ -94,6 +95,7 @@ export async function runDemoWith(opts: DemoRunOptions): Promise<DemoResult> {
   checkDemoOptions(demo);
   const config: Config = structuredClone(opts.config);
   config.outputDir = freeRunDir(resolve(config.outputDir), config.resume);
+  ensureWritableDir(config.outputDir, 'outputDir');
   const paths = runPaths(config.outputDir);
   const phases: Record<string, number> = {};
   const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {

@@ -34,6 +34,8 @@ export interface EngineArgs {
   training?: TrainingArgs;
   /** Kernel threads, when the role should use fewer than the cores of its device entry. */
   threads?: number;
+  /** Load NaN or infinite weights (present, true, only with checks.allowNonFiniteWeights). */
+  allowNonFiniteWeights?: boolean;
 }
 
 export interface ActorArgs extends EngineArgs {

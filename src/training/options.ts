@@ -27,6 +27,8 @@ export interface EngineOptions {
   lora: LoraSettings | null;
   /** The peak learning rate of the base weights: a call's lr / baseLr scales the LoRA lr as a schedule would. */
   baseLr: number | null;
+  /** Load NaN or infinite weights (args.allowNonFiniteWeights, from checks.allowNonFiniteWeights; absent: refused). */
+  allowNonFiniteWeights?: boolean;
 }
 
 /**
@@ -34,7 +36,7 @@ export interface EngineOptions {
  * attached, and (valueHead) a fresh value head when the folder has none.
  */
 export function buildModel(o: EngineOptions, opts: { valueHead?: boolean } = {}): Transformer {
-  const model = loadModel(o.model, { seed: o.seed });
+  const model = loadModel(o.model, { seed: o.seed, allowNonFinite: o.allowNonFiniteWeights });
   model.dropoutEnabled = o.dropout;
   model.gradientCheckpointing = o.gradientCheckpointing === true;
   if (opts.valueHead && !model.valueHead) addValueHead(model, o.seed);

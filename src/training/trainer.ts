@@ -117,7 +117,7 @@ export class Trainer {
    */
   load(dir: string, withOptimizer: boolean, ema: Params | null = null): void {
     const cfg = readConfig(dir);
-    const w = readWeights(dir, cfg);
+    const w = readWeights(dir, cfg, { allowNonFinite: this.options.allowNonFiniteWeights });
     const copyInto = (name: string, dst: Tensor, src: { shape: readonly number[]; data: Float32Array }) => {
       if (dst.shape.join(',') !== src.shape.join(',')) throw new Error(`load: ${dir}: parameter '${name}' is [${src.shape}], this engine's model has [${dst.shape}]`);
       dst.f32.set(src.data);
