@@ -5,7 +5,6 @@
 // so a folder Quartet writes loads in transformers unchanged.
 import { copyFileSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { native } from '../native.js';
 import { makeDirs, onDisk } from '../util/disk.js';
 import { type ModelConfig, readConfig } from './config.js';
 import { mergedParams } from './lora.js';
@@ -16,6 +15,7 @@ import { layout as optLayout } from './families/opt.js';
 import { layout as neoxLayout } from './families/gpt_neox.js';
 import { layout as llamaLayout } from './families/llama.js';
 import { CheckpointTensors, INDEX_FILE, SINGLE_FILE, type NamedArray, type SaveDtype, writeCheckpointTensors } from './safetensors.js';
+import { allFiniteBuffer } from '../tensor/buffers.js';
 
 export const VALUE_HEAD = 'v_head.weight';
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
@@ -50,7 +50,7 @@ export interface ReadOptions {
  * search for what to report runs only on failure.
  */
 export function checkFinite(data: Float32Array, name: string, file: string): void {
-  if (native.allFinite(data)) return;
+  if (allFiniteBuffer(data)) return;
   let count = 0, first = -1;
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i])) {

@@ -33,3 +33,8 @@ export function movingAverageBuffer(avg: F32, x: F32, beta: number): void {
   native.affine(avg, avg, beta, 0);
   native.axpy(avg, avg, 1 - beta, x);
 }
+
+/** True when every value is finite (one native pass; the checks of weights read from disk). */
+export function allFiniteBuffer(data: F32): boolean {
+  return native.allFinite(data);
+}
