@@ -194,8 +194,9 @@ class RoleServer {
       const r = reply ?? {};
       await this.send('rep', m.id, { meta: r.meta, metrics: r.metrics }, r.tensors);
     } catch (e) {
-      const err = e instanceof RuntimeError ? e : new RuntimeError('method_failed', `${method}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-      if (!(e instanceof RuntimeError)) this.log(err.message);
+      // The caller gets the message; the stack goes to the role's log, where a developer looks for it.
+      const err = e instanceof RuntimeError ? e : new RuntimeError('method_failed', `${method}: ${e instanceof Error ? e.message : String(e)}`);
+      if (!(e instanceof RuntimeError)) this.log(`${method} failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
       await this.send('err', m.id, { error: err.toValue() }).catch(() => {});
     }
   }
