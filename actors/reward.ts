@@ -1,13 +1,10 @@
 // The reward role (docs/roles.md): scores in step 3, pairwise training in step 2.
-import { serveRole, type Request } from '../src/runtime/role-server.js';
-import { type Seqs, takeSeqs } from '../src/training/batch.js';
+import { readMeta } from '../src/roles/methods.js';
+import { serveRole } from '../src/runtime/role-server.js';
 import { RewardEngine } from '../src/training/reward.js';
-import { metaNumber, stepSettings } from '../src/training/settings.js';
-import { averageGradients, checkpointMethods, f32Out, roleSetup } from './engine-role.js';
-
-function pairsOf(op: string, req: Request): [Seqs, Seqs] {
-  return [takeSeqs(op, req.tensors, 'chosen_ids', 'chosen_mask'), takeSeqs(op, req.tensors, 'rejected_ids', 'rejected_mask')];
-}
+import { averageGradients, checkpointMethods, f32Out } from './engine-role.js';
+import { pairs, takeSeqs } from './requests.js';
+import { roleSetup } from './startup.js';
 
 await serveRole(async (ctx) => {
   const engine = RewardEngine.load(roleSetup(ctx));
@@ -15,24 +12,27 @@ await serveRole(async (ctx) => {
   return {
     methods: {
       score: (req) => {
+        const { promptLength } = readMeta('reward', 'score', req.meta);
         const s = takeSeqs('score', req.tensors);
-        const scores = engine.score(s, metaNumber('score', req.meta, 'promptLength', 0, 0));
-        return { tensors: { scores: f32Out(scores, [s.B]) } };
+        if (promptLength > s.T) throw new Error(`reward.score: meta.promptLength ${promptLength} is beyond the ${s.T} columns of 'ids'`);
+        return { tensors: { scores: f32Out(engine.score(s, promptLength), [s.B]) } };
       },
       train_rm: async (req) => {
-        const [c, r] = pairsOf('train_rm', req);
-        const x = await engine.trainRm(c, r, stepSettings('train_rm', req.meta));
+        const st = readMeta('reward', 'train_rm', req.meta);
+        const [c, r] = pairs('train_rm', req);
+        const x = await engine.trainRm(c, r, st);
         return { metrics: { loss: x.loss, acc: x.acc, chosen_mean: x.chosenMean, rejected_mean: x.rejectedMean, grad_norm: x.gradNorm, skipped: x.skipped ? 1 : 0 } };
       },
       eval_rm: (req) => {
-        const [c, r] = pairsOf('eval_rm', req);
-        const x = engine.evalRm(c, r, metaNumber('eval_rm', req.meta, 'microBatch', 0, 0));
+        readMeta('reward', 'eval_rm', req.meta);
+        const [c, r] = pairs('eval_rm', req);
+        const x = engine.evalRm(c, r);
         return {
           tensors: { chosen_scores: f32Out(x.chosenScores, [c.B]), rejected_scores: f32Out(x.rejectedScores, [c.B]) },
           metrics: { loss: x.loss, acc: x.acc, chosen_mean: x.chosenMean, rejected_mean: x.rejectedMean },
         };
       },
-      ...checkpointMethods(engine),
+      ...checkpointMethods('reward', engine),
     },
     onShutdown: () => collective?.close(),
   };

@@ -16,7 +16,7 @@
 import { native } from '../src/native.js';
 import { Reporter, type BenchOptions } from './report.js';
 import { timeRuns, type Timing } from './timing.js';
-import { torchBaseline } from './torch-python.js';
+import { torchBaseline, torchForBench } from './torch-python.js';
 
 interface Product {
   name: string;
@@ -99,7 +99,9 @@ export async function run(opts: BenchOptions): Promise<void> {
   const s = parseArgs(opts.args);
   const products = gpt2Products(s);
   const rep = new Reporter(opts);
-  const torch = s.torch ? torchBaseline('engine', 'torch_gemm.py', { threads: s.threads, min_seconds: s.minSeconds, max_reps: s.reps, products }, s.python) : null;
+  const baseline = torchBaseline('engine', 'torch_gemm.py', { threads: s.threads, min_seconds: s.minSeconds, max_reps: s.reps, products }, torchForBench('engine', s.python, s.torch));
+  const torch = baseline instanceof Map ? baseline : null;
+  if (!(baseline instanceof Map)) rep.noBaseline(baseline.why);
   const blas = native.capability.blas;
   const backends: Array<'own' | 'blas'> = blas === 'own' ? ['own'] : ['own', 'blas'];
   const defaultBackend = native.getGemmBackend();

@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { native } from '../src/native.js';
 import { Reporter, type BenchOptions } from './report.js';
 import { timeRuns } from './timing.js';
-import { torchBaseline } from './torch-python.js';
+import { torchBaseline, torchForBench } from './torch-python.js';
 
 /** One timed kernel; `kind` and `dims` are what bench/torch_kernels.py reads. */
 export interface KernelCase {
@@ -179,7 +179,9 @@ export async function run(opts: BenchOptions): Promise<void> {
   const s = parseArgs(opts.args);
   const cases = CASES.filter((c) => !s.only || c.name.includes(s.only));
   const rep = new Reporter(opts);
-  const torch = s.torch ? torchBaseline('kernels', 'torch_kernels.py', { threads: s.threads, min_seconds: s.minSeconds, max_reps: s.reps, cases }, s.python) : null;
+  const baseline = torchBaseline('kernels', 'torch_kernels.py', { threads: s.threads, min_seconds: s.minSeconds, max_reps: s.reps, cases }, torchForBench('kernels', s.python, s.torch));
+  const torch = baseline instanceof Map ? baseline : null;
+  if (!(baseline instanceof Map)) rep.noBaseline(baseline.why);
   const before = native.getThreads();
   const totals = new Map<number, { ours: number; torch: number }>();
   for (const threads of s.threads) {

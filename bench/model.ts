@@ -1,20 +1,21 @@
-// `npm run bench -- model [--json] [--threads N] [--config tiny,gpt2-small] [--only train,gen]`:
+// `npm run bench -- model [--json] [--threads N] [--config tiny,gpt2-small] [--only train,gen] [--python PY] [--no-torch]`:
 // training-step tokens/s (forward + backward + AdamW) and KV-cache generation
 // tokens/s of the GPT-2 stack, side by side with the plain-PyTorch GPT-2 of
-// ../shared/bench/torch_ref.py run in the same process tree with the same
-// thread count, plus each side's peak resident memory.
+// bench/torch_model.py (bench/torch_gpt.py) with the same thread count, plus
+// each side's peak resident memory.
 //
 // Every measurement runs in a fresh child process (this file with --worker for
-// Quartet, torch_ref.py for PyTorch) so that peak RSS belongs to that one
-// measurement; the two sides alternate. Same shapes as torch_ref: tiny (4
-// layers, 4 heads, C 256, V 8192, T 256, B 8) and gpt2-small (12/12/768,
-// V 50257, T 256, B 4); AdamW(lr 3e-4, betas 0.9/0.95, wd 0.1); generation
-// batch 8, prompt 64, 64 new tokens, greedy, median of 3.
+// Quartet, bench/torch_model.py for PyTorch) so that peak RSS belongs to that
+// one measurement; the two sides alternate. Shapes (given to both sides from
+// CONFIGS and GEN below): tiny (4 layers, 4 heads, C 256, V 8192, T 256, B 8)
+// and gpt2-small (12/12/768, V 50257, T 256, B 4); AdamW(lr 3e-4, betas
+// 0.9/0.95, wd 0.1); generation batch 8, prompt 64, 64 new tokens, greedy,
+// median of 3. The Python is found as bench/torch-python.ts says.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Reporter, type BenchOptions } from './report.js';
-import { TORCH_REF, TUNED_ENV, torchRefPython } from './torch-python.js';
+import { TUNED_ENV, runTorchScript, torchEnv, torchForBench } from './torch-python.js';
 
 const exec = promisify(execFile);
 
@@ -89,24 +90,13 @@ async function quartet(kind: string, config: string, threads: number): Promise<W
   return JSON.parse(stdout.trim().split('\n').pop()!) as WorkerResult;
 }
 
-/** torch_ref.py's figures for one measurement, with the peak RSS of its measuring child process. */
-async function torch(py: string, kind: string, config: string, threads: number): Promise<WorkerResult> {
-  // torch_ref re-executes itself per thread count; the peak RSS of that child is what we want.
-  const wrapper = [
-    'import resource, runpy, sys',
-    `sys.argv = [${JSON.stringify(TORCH_REF)}, '--threads', '${threads}', '--bench', '${kind}', '--config', '${config}']`,
-    'try:',
-    `    runpy.run_path(${JSON.stringify(TORCH_REF)}, run_name='__main__')`,
-    'except SystemExit:',
-    '    pass',
-    'print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)',
-  ].join('\n');
-  const { stdout } = await exec(py, ['-c', wrapper], { maxBuffer: 1 << 22 });
-  const lines = stdout.split('\n');
-  const rec = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, number | string>).find((r) => r.bench === kind && r.config === config);
-  const peak = lines.find((l) => l.startsWith('PEAK_RSS_KB'));
-  if (!rec || !peak) throw new Error(`bench model: torch_ref.py gave no ${kind} result for ${config}:\n${stdout.slice(-2000)}`);
-  return { tokens_per_s: rec.tokens_per_s as number, step_ms: rec.step_ms as number | undefined, total_ms: rec.total_ms as number | undefined, peak_rss_mb: Number(peak.split(/\s+/)[1]) / 1024 };
+/** bench/torch_model.py's figures for one measurement, in its own process (its peak RSS is this measurement's). */
+function torch(py: string, kind: string, config: string, threads: number): WorkerResult {
+  const c = CONFIGS[config];
+  const spec = { kind, threads, seed: 1234, model: c, gen: { batch: GEN.batch, prompt: GEN.prompt, new_tokens: GEN.newTokens, reps: GEN.reps } };
+  const rec = runTorchScript(py, 'torch_model.py', spec, torchEnv(threads)).find((r) => r.kind === kind);
+  if (!rec) throw new Error(`bench model: bench/torch_model.py gave no ${kind} result for ${config}`);
+  return { tokens_per_s: rec.tokens_per_s as number, step_ms: rec.step_ms as number | undefined, total_ms: rec.total_ms as number | undefined, peak_rss_mb: rec.peak_rss_mb as number };
 }
 
 function option(args: string[], name: string, fallback: string): string {
@@ -122,25 +112,27 @@ export async function run(opts: BenchOptions): Promise<void> {
   for (const c of configs) if (!CONFIGS[c]) throw new Error(`bench model: unknown config '${c}' (have: ${Object.keys(CONFIGS).join(', ')})`);
   for (const k of kinds) if (k !== 'train' && k !== 'gen') throw new Error(`bench model: unknown measurement '${k}' (train, gen)`);
   const rep = new Reporter(opts);
-  const py = torchRefPython('model');
+  const baseline = torchForBench('model', option(opts.args, '--python', '') || null, !opts.args.includes('--no-torch'));
+  const py = baseline.ok ? baseline.python : null;
+  if (!baseline.ok) rep.noBaseline(baseline.why);
   for (const config of configs) {
     for (const kind of kinds) {
       const q = await quartet(kind, config, threads);
-      const t = py ? await torch(py, kind, config, threads) : null;
+      const t = py ? torch(py, kind, config, threads) : null;
       const unit = kind === 'train' ? 'train tokens/s (fwd+bwd+AdamW)' : `gen tokens/s (KV cache, B ${GEN.batch}, ${GEN.prompt}+${GEN.newTokens})`;
       rep.add({
         name: `${config} ${unit}`,
-        figures: { threads, tokens_per_s: q.tokens_per_s, torch_tokens_per_s: t?.tokens_per_s ?? '-' },
+        figures: { threads, tokens_per_s: q.tokens_per_s, torch_tokens_per_s: t?.tokens_per_s ?? 'no baseline' },
         ...(t ? { ratio: q.tokens_per_s / t.tokens_per_s } : {}),
       });
       rep.add({
         name: `${config} ${kind} peak RSS MB (torch/quartet: higher is better)`,
-        figures: { threads, quartet_mb: q.peak_rss_mb, torch_mb: t?.peak_rss_mb ?? '-' },
+        figures: { threads, quartet_mb: q.peak_rss_mb, torch_mb: t?.peak_rss_mb ?? 'no baseline' },
         ...(t ? { ratio: t.peak_rss_mb / q.peak_rss_mb } : {}),
       });
     }
   }
-  rep.finish(`model: Quartet GPT-2 stack vs plain PyTorch (${threads} threads; bars: train >= 1.2x, gen >= 2x, memory ratio >= 1)`);
+  rep.finish(`model: Quartet GPT-2 stack vs plain PyTorch ${baseline.ok ? baseline.version + ' ' : ''}(${threads} threads; bars: train >= 1.2x, gen >= 2x, memory ratio >= 1)`);
 }
 
 if (process.argv[2] === '--worker' && process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -1,11 +1,11 @@
-// `npm run bench -- ppo [--json] [--steps N] [--layout split|shared] [--overlap]`: one PPO
+// `npm run bench -- ppo [--json] [--steps N] [--layout split|shared] [--overlap] [--python PY] [--no-torch]`: one PPO
 // step of the `tiny` config (4 layers, 4 heads, C 256, V 8192; batch 8,
 // prompt 64, 64 sampled tokens) through the coordinator's PPO driver with the
 // four roles as processes on this machine's 2 cores, broken down into
 // generation / experience (actor and reference log-probs, reward score,
 // critic values, rewards and GAE) / training (actor and critic updates),
-// side by side with the plain-PyTorch PPO step of ../shared/bench/torch_ref.py
-// (same shapes, same phases, one process, 2 threads) measured in the same run.
+// side by side with the plain-PyTorch PPO step of bench/torch_ppo.py (same
+// shapes, same phases, one process, 2 threads) measured in the same run.
 //
 // Layouts: 'split' (default) gives the actor both cores (2 threads) and the
 // other roles one core each (reference on core 0, reward and critic on core
@@ -14,11 +14,9 @@
 // --overlap times the overlap schedule (ppo.overlap: step k+1 generated while
 // step k trains, one step off-policy); its phase times overlap, so only the
 // end-to-end time per step compares with PyTorch's.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { defaultConfig, type Config } from '../src/config/defaults.js';
 import { placementPlan } from '../src/config/plan.js';
 import { PpoDriver } from '../src/coordinator/ppo.js';
@@ -26,9 +24,8 @@ import { runPaths } from '../src/coordinator/run-dir.js';
 import { initModelFolder } from '../src/models/init.js';
 import { startRuntime } from '../src/runtime/index.js';
 import { Reporter, type BenchOptions } from './report.js';
-import { TORCH_REF, TUNED_ENV, torchRefPython } from './torch-python.js';
+import { TUNED_ENV, runTorchScript, torchEnv, torchForBench } from './torch-python.js';
 
-const exec = promisify(execFile);
 const SHAPE = { layers: 4, heads: 4, hidden: 256, vocab: 8192, batch: 8, prompt: 64, newTokens: 64 };
 
 interface Phases {
@@ -61,7 +58,7 @@ function benchConfig(dir: string, layout: string): Config {
     place('reward', 'cpu:1', 1);
     place('critic', 'cpu:1', 1);
   }
-  // torch_ref's PPO step: AdamW lr 1e-5 (actor) and 5e-6 (critic), no weight decay, sampling at T=1.
+  // bench/torch_ppo.py's PPO step: AdamW lr 1e-5 (actor) and 5e-6 (critic), no weight decay, sampling at T=1.
   Object.assign(c.actor, { lr: 1e-5, warmup: 0, schedule: 'constant', weightDecay: 0 });
   Object.assign(c.critic, { lr: 5e-6, warmup: 0, schedule: 'constant', weightDecay: 0 });
   Object.assign(c.ppo, { promptBatchSize: SHAPE.batch, trainBatchSize: SHAPE.batch, maxNewTokens: SHAPE.newTokens, temperature: 1, ppoEpochs: 1, generationBatches: 1 });
@@ -70,7 +67,7 @@ function benchConfig(dir: string, layout: string): Config {
 
 async function quartetPpo(steps: number, layout: string, overlap: boolean): Promise<Phases & { answer_tokens: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'q-bench-ppo-'));
-  // The role processes inherit the malloc settings torch_ref gives its child, and keep
+  // The role processes inherit the malloc settings of the PyTorch baseline, and keep
   // Quartet's own OpenMP default (src/native.ts) rather than passive waiting.
   const { OMP_WAIT_POLICY: _passive, ...malloc } = TUNED_ENV;
   Object.assign(process.env, malloc);
@@ -80,7 +77,7 @@ async function quartetPpo(steps: number, layout: string, overlap: boolean): Prom
     const config = benchConfig(dir, layout);
     config.ppo.maxSteps = steps + 1;
     config.ppo.overlap = overlap;
-    // Random prompts without the end-of-text token (the last id), so answers run to 64 tokens as torch_ref's do.
+    // Random prompts without the end-of-text token (the last id), so answers run to 64 tokens as bench/torch_ppo.py's do.
     let s = 1234;
     const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8) % (SHAPE.vocab - 1);
     const n = SHAPE.batch * (steps + 1);
@@ -106,10 +103,10 @@ async function quartetPpo(steps: number, layout: string, overlap: boolean): Prom
   }
 }
 
-async function torchPpo(py: string, steps: number): Promise<Phases> {
-  const { stdout } = await exec(py, [TORCH_REF, '--threads', '2', '--bench', 'ppo', '--config', 'tiny', '--ppo-steps', String(steps)], { maxBuffer: 1 << 22 });
-  const rec = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, number>).find((r) => (r.bench as unknown) === 'ppo');
-  if (!rec) throw new Error(`bench ppo: torch_ref.py gave no ppo result:\n${stdout.slice(-2000)}`);
+function torchPpo(py: string, steps: number): Phases {
+  const spec = { threads: 2, seed: 1234, steps, shape: { layers: SHAPE.layers, heads: SHAPE.heads, hidden: SHAPE.hidden, vocab: SHAPE.vocab, batch: SHAPE.batch, prompt: SHAPE.prompt, new_tokens: SHAPE.newTokens } };
+  const rec = runTorchScript(py, 'torch_ppo.py', spec, torchEnv(2)).find((r) => r.kind === 'ppo') as Record<string, number> | undefined;
+  if (!rec) throw new Error('bench ppo: bench/torch_ppo.py gave no ppo result');
   const sum = (keys: string[]) => keys.reduce((a, k) => a + (rec[`${k}_ms`] ?? 0), 0);
   return {
     generate_ms: rec.generate_ms,
@@ -125,18 +122,19 @@ export async function run(opts: BenchOptions): Promise<void> {
   if (!Number.isInteger(steps) || steps < 1) throw new Error('bench ppo: --steps must be a positive integer');
   if (layout !== 'split' && layout !== 'shared') throw new Error(`bench ppo: --layout must be split or shared, got '${layout}'`);
   const rep = new Reporter(opts);
-  const py = torchRefPython('ppo');
+  const baseline = torchForBench('ppo', option(opts.args, '--python', '') || null, !opts.args.includes('--no-torch'));
+  if (!baseline.ok) rep.noBaseline(baseline.why);
   const overlap = opts.args.includes('--overlap');
   const q = await quartetPpo(steps, layout, overlap);
-  const t = py ? await torchPpo(py, steps) : null;
+  const t = baseline.ok ? torchPpo(baseline.python, steps) : null;
   for (const phase of ['generate', 'experience', 'train', 'total'] as const) {
     const k = `${phase}_ms` as const;
     rep.add({
       name: `tiny PPO step: ${phase === 'total' ? 'end to end' : phase} ms (${layout}${overlap ? ', overlap' : ''})`,
-      figures: { quartet_ms: q[k], torch_ms: t?.[k] ?? '-' },
+      figures: { quartet_ms: q[k], torch_ms: t?.[k] ?? 'no baseline' },
       ...(t ? { ratio: t[k] / q[k] } : {}),
     });
   }
   rep.add({ name: 'tiny PPO step: answer tokens per step (quartet)', figures: { quartet_ms: q.answer_tokens } });
-  rep.finish(`ppo: one PPO step of the tiny config, B ${SHAPE.batch}, prompt ${SHAPE.prompt} + ${SHAPE.newTokens} sampled, roles as processes on 2 cores vs plain PyTorch (2 threads), mean of ${steps} steps after one warm-up; bar: end to end >= 1.5x`);
+  rep.finish(`ppo: one PPO step of the tiny config, B ${SHAPE.batch}, prompt ${SHAPE.prompt} + ${SHAPE.newTokens} sampled, roles as processes on 2 cores vs plain PyTorch ${baseline.ok ? baseline.version + ' ' : ''}(2 threads), mean of ${steps} steps after one warm-up; bar: end to end >= 1.5x`);
 }

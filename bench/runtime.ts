@@ -18,7 +18,7 @@ import { runInNewContext } from 'node:vm';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Coordinator } from '../src/runtime/coordinator.js';
+import { Runtime } from '../src/runtime/runtime.js';
 import type { RoleHandle } from '../src/runtime/handles.js';
 import { readNodeKeys } from '../src/runtime/curve.js';
 import { runNode } from '../src/runtime/remote-agent.js';
@@ -111,7 +111,7 @@ async function throughput(r: Reporter, transport: string, role: RoleHandle, bare
  */
 async function allReduce(r: Reporter, cpus: number[]): Promise<void> {
   const runDir = mkdtempSync(join(tmpdir(), 'qbench-ar-'));
-  const rt = await Coordinator.open({ runDir, listen: 'tcp://127.0.0.1:*' });
+  const rt = await Runtime.open({ runDir, listen: 'tcp://127.0.0.1:*' });
   const node = runNode({ coordinator: rt.tcpEndpoint!, keys: readNodeKeys(rt.nodeKeysFile!), name: 'other', log: () => {} });
   try {
     const devices = [`cpu:${cpus[0]}`, `cpu:${cpus.at(-1)}`];
@@ -153,7 +153,7 @@ export async function run(opts: BenchOptions): Promise<void> {
   const runDir = mkdtempSync(join(tmpdir(), 'qbench-'));
   const cpus = allowedCpus();
   const core = cpus.at(-1)!;
-  const rt = await Coordinator.open({ runDir, listen: 'tcp://127.0.0.1:*' });
+  const rt = await Runtime.open({ runDir, listen: 'tcp://127.0.0.1:*' });
   const node = runNode({ coordinator: rt.tcpEndpoint!, keys: readNodeKeys(rt.nodeKeysFile!), name: 'loopback', log: () => {} });
   try {
     // Pinning matters on a VM: an unpinned role's threads wake each other

@@ -24,6 +24,6 @@ def time_runs(run, min_seconds, max_reps, min_runs):
 
 
 def emit(name, threads, best, median, cpu, **extra):
-    """One result line, as bench/torch-python.ts's torchBaseline reads it."""
+    """One result line, as bench/torch-python.ts's runTorchScript reads it."""
     print(json.dumps({"name": name, "threads": threads, "seconds": best, "median": median,
                       "cpu_seconds": cpu, **extra}), flush=True)

@@ -19,7 +19,6 @@ const table: Record<string, [string, string]> = {
   'generate': ['generate.js', 'default'],
   'init-model': ['init-model.js', 'default'],
   'node': ['node.js', 'default'],
-  'bench': ['bench.js', 'default'],
   'report': ['report.js', 'default'],
 };
 
@@ -30,15 +29,10 @@ const commands: Record<string, () => Promise<Command>> = Object.fromEntries(
   ]),
 );
 
+// Benchmarks are `npm run bench` (bench/), not a subcommand of the installed tool.
 async function available(): Promise<[string, Command][]> {
   const out: [string, Command][] = [];
-  for (const [name, load] of Object.entries(commands)) {
-    try {
-      out.push([name, await load()]);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    }
-  }
+  for (const [name, load] of Object.entries(commands)) out.push([name, await load()]);
   return out;
 }
 

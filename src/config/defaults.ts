@@ -56,6 +56,11 @@ export const schema = {
   steps: enumList(['sft', 'rm', 'ppo', 'dpo'] as const, ['sft', 'rm', 'ppo'], "Steps to run, in order; 'dpo' (after sft) replaces rm and ppo."),
   resume: bool(false, 'Continue the run in outputDir from its last checkpoint.'),
   keepCheckpoints: int(3, 'Checkpoints kept per step (the newest; each holds the models with their optimizer state); 0 = keep all.', { min: 0 }),
+  // Bad numbers stop a run with the file, tensor, step and role named, rather than training on to a NaN "done".
+  checks: {
+    allowNonFiniteWeights: bool(false, 'Load model weights that hold NaN or infinite values (refused by default, naming the file and tensor).'),
+    maxSkippedSteps: int(3, 'Training stops with an error after this many optimizer steps in a row skipped for a non-finite loss or gradient norm (1 = at the first); 0 = never (skip and go on).', { min: 0 }),
+  },
 
   data: {
     paths: strList([], 'Datasets: JSONL/JSON files with prompt/chosen/rejected, or Hugging Face dataset folders (parquet or JSON). Several are blended.'),
@@ -169,6 +174,10 @@ export const schema = {
   runtime: {
     listen: optStr('tcp://HOST:PORT (a fixed port) where node agents of other machines join the run; groups across machines average gradients on the ports after it; null = this machine only.'),
     nodeTimeout: int(600, 'Seconds a step waits for the node agents its placement names to join.', { min: 1 }),
+    heartbeatTimeoutMs: int(5000, 'A role silent this long is declared hung, killed and restarted with its state (JavaScript roles beat from their own thread, also while they compute).', { min: 100 }),
+    deadlines: strList([], "Deadlines of role methods as METHOD=SECONDS (e.g. train_ppo=900); a role past one is restarted with its state and the call sent again. Others: 10x the method's longest recent call, at least 120 s (600 s until 3 calls are measured).", { re: /^\w+=\d+(\.\d+)?$/, what: 'METHOD=SECONDS' }),
+    replayLogMb: int(1024, 'Memory for the calls a restarted role replays onto its last checkpoint; past it the role checkpoints early.', { min: 1 }),
+    faults: strList([], "Chaos testing: signals sent to roles at chosen calls, ROLE/REPLICA:METHOD:N:SIGKILL|SIGSTOP|SIGTERM[:MS_AFTER_SENDING] (docs/recovery.md).", { re: /^[\w-]+\/\d+:\w+:\d+:SIG(KILL|STOP|TERM)(:\d+)?$/, what: 'ROLE/REPLICA:METHOD:N:SIGNAL[:MS]' }),
   },
 } satisfies Section;
 

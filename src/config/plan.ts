@@ -2,7 +2,9 @@
 // groups a step needs, on which devices, how many replicas, how they restart,
 // and the arguments each role process starts with. Configuration flows one
 // way: file -> Config -> this plan (src/runtime/placement.ts checks and
-// resolves it) -> role start-up arguments.
+// resolves it) -> role start-up arguments (what builds the model); the
+// per-call knobs go the other way, in request meta (src/roles/methods.ts).
+import type { ActorArgs, EngineArgs, TrainingArgs } from '../roles/args.js';
 import type { PlanInput, RoleInput } from '../runtime/placement.js';
 import { roleNames, type Config, type RoleName, type StepName } from './defaults.js';
 
@@ -29,33 +31,32 @@ export function roleModel(config: Config, role: RoleName): string | null {
   }
 }
 
-/** What a role process needs to know about training, by role. */
-function roleArgs(config: Config, role: RoleName, step: StepName): Record<string, unknown> {
-  const common = { role, step, seed: config.seed, model: roleModel(config, role) };
+/** The engine-building settings of a trainable role in `step`: the optimizer keys stay out (they travel per call). */
+function trainingArgs(config: Config, role: 'actor' | 'critic' | 'reward', step: StepName): TrainingArgs {
+  const r = config[role];
+  // SFT and DPO train the actor with their own lr and dropout; gradient checkpointing and LoRA are the actor's.
+  const own = role === 'actor' && step === 'sft' ? config.sft : role === 'actor' && step === 'dpo' ? config.dpo : null;
+  return { lr: own ? own.lr : r.lr, dropout: own ? own.dropout : r.dropout, gradientCheckpointing: r.gradientCheckpointing, lora: { ...r.lora, moduleNames: [...r.lora.moduleNames] } };
+}
+
+/**
+ * A role process's start-up args (src/roles/args.ts): only what builds its
+ * engine. Every per-call knob (lr, clip ranges, sampling, DPO beta...) travels
+ * in the request meta that the drivers of src/coordinator send.
+ */
+function roleArgs(config: Config, role: RoleName, step: StepName): EngineArgs | ActorArgs | Record<string, unknown> {
+  const model = roleModel(config, role);
+  const base = { model: model!, seed: config.seed, ...(config.checks.allowNonFiniteWeights ? { allowNonFiniteWeights: true } : {}) };
   switch (role) {
-    case 'actor': {
-      const { devices, replicas, threads, node, maxRestarts, model, ...ppoTraining } = config.actor;
-      const own = step === 'sft' ? config.sft : step === 'dpo' ? config.dpo : null;
-      const training = own
-        ? { ...ppoTraining, lr: own.lr, weightDecay: own.weightDecay, schedule: own.schedule, warmup: own.warmup, dropout: own.dropout }
-        : ppoTraining;
-      const generation = {
-        maxNewTokens: config.ppo.maxNewTokens, temperature: config.ppo.temperature,
-        topK: config.ppo.topK, topP: config.ppo.topP,
-      };
-      return { ...common, training, generation, ptxCoef: config.ppo.ptxCoef, ema: config.ppo.ema ? config.ppo.emaBeta : 0,
-        clipRange: config.ppo.clipRange, beta: config.dpo.beta, labelSmoothing: config.dpo.labelSmoothing };
-    }
-    case 'critic': {
-      const { devices, replicas, threads, node, maxRestarts, model, ...training } = config.critic;
-      return { ...common, training, clipRangeValue: config.ppo.clipRangeValue };
-    }
+    case 'actor':
+      return { ...base, training: trainingArgs(config, role, step), ema: config.ppo.ema ? config.ppo.emaBeta : 0 } satisfies ActorArgs;
+    case 'critic':
+      return { ...base, training: trainingArgs(config, role, step) } satisfies EngineArgs;
     case 'reference':
-      return common;
-    case 'reward': {
-      const { devices, replicas, threads, node, maxRestarts, model, kind, command, ...training } = config.reward;
-      return { ...common, kind, training };
-    }
+      return base satisfies EngineArgs;
+    case 'reward':
+      // A custom scorer process (kind command) takes no args of the plan.
+      return config.reward.kind === 'command' ? {} : { ...base, training: trainingArgs(config, role, step) } satisfies EngineArgs;
   }
 }
 
@@ -68,7 +69,7 @@ export function placementPlan(config: Config, step: StepName): PlanInput {
   const plan: PlanInput = {};
   for (const role of rolesForStep(config, step)) {
     const r = config[role];
-    const args = roleArgs(config, role, step);
+    const args: Record<string, unknown> = { ...roleArgs(config, role, step) };
     if (r.threads > 0) args.threads = r.threads;
     const p: RoleInput = {
       replicas: r.replicas,

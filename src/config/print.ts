@@ -1,6 +1,7 @@
 // Showing configuration to people: the resolved config (printed at start and
 // saved as JSON in the run directory) and the list of keys for --help.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { makeDirs, onDisk } from '../util/disk.js';
 import { join } from 'node:path';
 import { schema, type Config } from './defaults.js';
 import { flattenSchema, typeName } from './schema.js';
@@ -21,9 +22,9 @@ export function formatConfig(config: Config): string {
 
 /** Writes the resolved config as `config.json` in the run directory; returns its path. */
 export function saveResolvedConfig(runDir: string, config: Config): string {
-  mkdirSync(runDir, { recursive: true });
+  makeDirs(runDir);
   const path = join(runDir, 'config.json');
-  writeFileSync(path, JSON.stringify(config, null, 2) + '\n');
+  onDisk('write', path, () => writeFileSync(path, JSON.stringify(config, null, 2) + '\n'));
   return path;
 }
 

@@ -23,6 +23,7 @@ import { f32, figure, i32, lrFor, perReplica, weightedMean, type DriverHooks } f
 import type { Figures } from './metrics.js';
 import type { StepResume } from './step-checkpoints.js';
 import { runStepLoop, totalSteps } from './step-loop.js';
+import type { MetaOf } from '../roles/methods.js';
 
 export interface DpoEval {
   loss: number | null;
@@ -113,7 +114,7 @@ export async function evalDpo(roles: Roles, config: Config, data: StepData<RmPai
   const it = new BatchIterator(ex.promptLens.length, config.dpo.evalBatchSize, config.seed, { shuffle: false });
   for (let idx = it.next(); idx; idx = it.next()) {
     const r = await roles.group('actor').call('eval_dpo', {
-      meta: { beta: config.dpo.beta, labelSmoothing: config.dpo.labelSmoothing },
+      meta: { beta: config.dpo.beta, labelSmoothing: config.dpo.labelSmoothing } satisfies MetaOf<'actor', 'eval_dpo'>,
       tensors: await dpoTensors(roles, ex, idx, data.padId),
     });
     const f = pairFigures(r.replies);
@@ -137,7 +138,7 @@ export async function runDpo(roles: Roles, config: Config, data: StepData<RmPair
   if (total === 0) throw new Error(`dpo: no training pairs (data gave ${pairs} pairs with a rejected answer for the rm share)`);
   const microBatch = perReplica(roles, 'actor', dpo.batchSize);
   const r = await runStepLoop<DpoEval>(roles, {
-    name: 'dpo', role: 'actor', saved: 'actor', total, evalEvery: dpo.evalEvery,
+    name: 'dpo', role: 'actor', saved: 'actor', total, evalEvery: dpo.evalEvery, maxSkippedSteps: config.checks.maxSkippedSteps,
     it: new BatchIterator(pairs, dpo.batchSize * dpo.gradAccum, config.seed, { epochs: dpo.epochs, minLast: replicas }),
     evaluate: data.eval.promptLens.length > 0 ? () => evalDpo(roles, config, data) : null,
     none: { loss: null, accuracy: null, chosenReward: null, rejectedReward: null, margin: null, pairs: 0 },
@@ -148,7 +149,7 @@ export async function runDpo(roles: Roles, config: Config, data: StepData<RmPair
       const t0 = performance.now();
       const tensors = await dpoTensors(roles, data.train, indices, data.padId);
       const r = await roles.group('actor').call('train_dpo', {
-        meta: { lr, weightDecay: dpo.weightDecay, gradClip: config.actor.gradClip, microBatch, beta: dpo.beta, labelSmoothing: dpo.labelSmoothing },
+        meta: { lr, weightDecay: dpo.weightDecay, gradClip: config.actor.gradClip, microBatch, beta: dpo.beta, labelSmoothing: dpo.labelSmoothing } satisfies MetaOf<'actor', 'train_dpo'>,
         tensors,
       }, { allReplicas: true });
       const seconds = (performance.now() - t0) / 1000;

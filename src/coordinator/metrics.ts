@@ -1,9 +1,10 @@
 // The run's metrics.jsonl writer: one JSON object per line,
 // {"phase", "step", "time", ...figures}, as src/report/metrics.ts reads it.
 // Lines are appended synchronously, so a killed run keeps every finished step.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Phase } from '../report/metrics.js';
+import { makeDirs, onDisk } from '../util/disk.js';
 
 export type Figures = Record<string, number | null>;
 
@@ -13,14 +14,15 @@ export interface MetricsSink {
 
 export class MetricsWriter implements MetricsSink {
   constructor(readonly path: string) {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirs(dirname(path));
   }
 
   write(phase: Phase, step: number, figures: Figures): void {
     const clean: Figures = {};
     // JSON has no NaN or Infinity: a diverged figure is recorded as null ("not measured") rather than torn.
     for (const [k, v] of Object.entries(figures)) clean[k] = v === null || Number.isFinite(v) ? v : null;
-    appendFileSync(this.path, JSON.stringify({ phase, step, time: new Date().toISOString(), ...clean }) + '\n');
+    const line = JSON.stringify({ phase, step, time: new Date().toISOString(), ...clean }) + '\n';
+    onDisk('append to', this.path, () => appendFileSync(this.path, line));
   }
 
   /**

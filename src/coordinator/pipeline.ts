@@ -5,17 +5,17 @@
 // itself, frozen, as the reference. Each step starts the runtime with only the roles it needs (loading
 // its data meanwhile) and shuts it down after. With config.resume, finished
 // steps are skipped and PPO continues from its newest checkpoint.
-import { appendFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config, StepName } from '../config/defaults.js';
 import { placementPlan, roleModel } from '../config/plan.js';
 import { saveResolvedConfig } from '../config/print.js';
 import { dataContext, loadPpoPrompts, loadRmData, loadSftData } from '../data/datasets.js';
+import { checkModelFolder } from '../data/model-folder.js';
 import { loadPtxBlocks } from '../data/ptx.js';
-import { readConfig } from '../models/config.js';
-import { QTokenizer } from '../models/tokenizer.js';
 import { writeReport } from '../report/report.js';
 import { readSummary, writeSummary, type RunSummary } from '../report/summary.js';
+import { supervisionOptions } from './supervision.js';
 import { runKeysIn, startRuntime, writeNodeKeys, type PlanInput, type Roles } from '../runtime/index.js';
 import { MetricsWriter } from './metrics.js';
 import { runDpo, type DpoResult } from './dpo.js';
@@ -25,6 +25,7 @@ import { StepCheckpoints, type StepResume } from './step-checkpoints.js';
 import { runRm, type RmResult } from './rm.js';
 import { copyTokenizerFiles, runPaths, stepCheckpointsDir, type RunPaths } from './run-dir.js';
 import { runSft, type SftResult } from './sft.js';
+import { ensureWritableDir, makeDirs, onDisk } from '../util/disk.js';
 
 /** A step's running roles and how to stop them. */
 export interface StepRoles {
@@ -53,10 +54,11 @@ export interface TrainResult {
 }
 
 export function runtimeRoles(echo?: (line: string) => void, runtime?: Config['runtime']): StartRoles {
-  return async (plan, _step, paths) => {
+  return async (plan, step, paths) => {
     // With other machines, every step's coordinator listens at the same address with the run's keys.
     const remote = runtime?.listen ? { listen: runtime.listen, keys: runKeysIn(join(paths.root, 'keys', 'run.json')), nodeTimeoutMs: runtime.nodeTimeout * 1000 } : {};
-    const rt = await startRuntime(plan, { runDir: paths.root, echo: echo ?? null, ...remote });
+    const supervision = runtime ? supervisionOptions(runtime, step, paths.metrics) : {};
+    const rt = await startRuntime(plan, { runDir: paths.root, echo: echo ?? null, ...remote, ...supervision });
     return { roles: rt, close: (again) => rt.shutdown({ again }) };
   };
 }
@@ -78,7 +80,7 @@ function need(value: string | null, key: string, step: StepName, flag: string): 
   if (value === null) throw new Error(`${step}: ${key} is not set; give a Hugging Face model folder (${flag} DIR or --${key}=DIR)`);
   if (!existsSync(value)) throw new Error(`${step}: ${key} = '${value}' does not exist`);
   try {
-    readConfig(value);
+    checkModelFolder(value);
   } catch (err) {
     throw new Error(`${step}: ${key} = '${value}': ${(err as Error).message}`);
   }
@@ -125,11 +127,13 @@ function stopped(opts: TrainOptions, step: StepName, log: (line: string) => void
 
 export async function train(config: Config, opts: TrainOptions = {}): Promise<TrainResult> {
   const paths = runPaths(config.outputDir);
-  mkdirSync(paths.logs, { recursive: true });
+  // Before anything starts: a run directory that cannot be written fails now, with the path and errno named.
+  ensureWritableDir(paths.root, 'outputDir');
+  makeDirs(paths.logs);
   const trainLog = join(paths.logs, 'train.log');
   // The driver's lines go to the caller and, with a time, to <run>/logs/train.log beside the roles' logs.
   const log = (line: string) => {
-    appendFileSync(trainLog, `${new Date().toISOString()} ${line}\n`);
+    onDisk('append to', trainLog, () => appendFileSync(trainLog, `${new Date().toISOString()} ${line}\n`));
     opts.log?.(line);
   };
   let state = readRunState(paths) ?? freshRunState();
@@ -238,12 +242,11 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
         rmSync(paths.checkpoints, { recursive: true, force: true });
       }
       metrics.truncateAfter('ppo', resume?.state.step ?? 0);
-      const tok = QTokenizer.load(actorModel);
       const load = async () => {
         const ctx = dataContext(cfg, actorModel, log);
         const prompts = await loadPpoPrompts(ctx);
         const ptx = cfg.ppo.ptxCoef > 0 ? (await loadPtxBlocks(ctx)).blocks : null;
-        return { prompts: prompts.train, padId: prompts.padId, eosId: tok.eosId, ptx };
+        return { prompts: prompts.train, padId: prompts.padId, eosId: prompts.eosId ?? null, ptx };
       };
       const [sr, data] = await startWith(() => start(placementPlan(cfg, 'ppo'), 'ppo', paths), load);
       let ok = false;

@@ -10,11 +10,15 @@ import type { CallResult, Roles, WireTensor } from '../runtime/index.js';
 import { f32, figure, i32, lrFor, perReplica } from './driver.js';
 import { actionMask, experienceRows, toRoleLayout, type Experience } from './experience.js';
 import { mean, type Figures } from './metrics.js';
+import type { MetaOf } from '../roles/methods.js';
+import { SkippedSteps } from './skipped-steps.js';
 
 /** Optimizer steps taken so far: the position in each learning-rate schedule (advanced here). */
 export interface UpdateCounters {
   actorUpdates: number;
   criticUpdates: number;
+  /** PPO steps done before this one: names the step in the runtime's timeout and failure messages. */
+  step?: number;
 }
 
 export interface TrainContext {
@@ -83,9 +87,25 @@ export function trainingReplicas(roles: Roles, grouped: boolean): number {
   return Math.max(roles.group('actor').size, grouped ? 1 : roles.group('critic').size);
 }
 
+/**
+ * The non-finite updates in a row of each trained role, per run: keyed by the
+ * run's roles, which live as long as the run (the counters object is replaced
+ * at every step), so that a run of skips spanning two PPO steps is counted whole.
+ */
+const skipsOf = new WeakMap<Roles, { actor: SkippedSteps; critic: SkippedSteps }>();
+
 /** Trains on a step's experience; returns the step's training figures and advances `counters`. */
 export async function trainOnExperience(ctx: TrainContext, exps: Experience[], counters: UpdateCounters): Promise<Figures> {
   const { roles, config, grouped } = ctx;
+  let skips = skipsOf.get(roles);
+  if (!skips) {
+    const max = config.checks.maxSkippedSteps;
+    skips = { actor: new SkippedSteps('ppo', 'actor', max), critic: new SkippedSteps('ppo', 'critic', max) };
+    skipsOf.set(roles, skips);
+  }
+  // The PPO step being trained (1-based), when the counters are the run's state (which holds the steps done).
+  const done = (counters as UpdateCounters & { step?: unknown }).step;
+  const stepName = typeof done === 'number' ? `step ${done + 1}, ` : '';
   const { ppo, actor, critic } = config;
   const upd = ctx.totalUpdates;
   const actorMetrics: Record<string, number>[] = [];
@@ -101,7 +121,7 @@ export async function trainOnExperience(ctx: TrainContext, exps: Experience[], c
         const actorLr = lrFor(actor, counters.actorUpdates, upd);
         const ptx = ctx.ptx?.next(mb.B) ?? null;
         const calls: Promise<CallResult>[] = [roles.group('actor').call('train_ppo', {
-          meta: { lr: actorLr, weightDecay: actor.weightDecay, gradClip: actor.gradClip, clipRange: ppo.clipRange, microBatch: perReplica(roles, 'actor', mb.B), ptxCoef: ppo.ptxCoef },
+          meta: { lr: actorLr, weightDecay: actor.weightDecay, gradClip: actor.gradClip, clipRange: ppo.clipRange, microBatch: perReplica(roles, 'actor', mb.B), ptxCoef: ppo.ptxCoef } satisfies MetaOf<'actor', 'train_ppo'>,
           tensors: {
             ...seq,
             old_logprobs: f32([mb.B, mb.T - 1], toRoleLayout(mb.logprobs, mb)),
@@ -109,27 +129,30 @@ export async function trainOnExperience(ctx: TrainContext, exps: Experience[], c
             action_mask: amask,
             ...(ptx ?? {}),
           },
-        }, { allReplicas: true })];
+        }, { allReplicas: true, step: (counters.step ?? 0) + 1 })];
         actorLrs.push(actorLr);
         if (!grouped) {
           const criticLr = lrFor(critic, counters.criticUpdates, upd);
           criticLrs.push(criticLr);
           calls.push(roles.group('critic').call('train_value', {
-            meta: { lr: criticLr, weightDecay: critic.weightDecay, gradClip: critic.gradClip, clipRangeValue: ppo.clipRangeValue, microBatch: perReplica(roles, 'critic', mb.B) },
+            meta: { lr: criticLr, weightDecay: critic.weightDecay, gradClip: critic.gradClip, clipRangeValue: ppo.clipRangeValue, microBatch: perReplica(roles, 'critic', mb.B) } satisfies MetaOf<'critic', 'train_value'>,
             tensors: {
               ...seq,
               old_values: f32([mb.B, mb.T - 1], toRoleLayout(mb.values, mb)),
               returns: f32([mb.B, mb.T - 1], toRoleLayout(mb.returns, mb)),
               action_mask: amask,
             },
-          }, { allReplicas: true }));
+          }, { allReplicas: true, step: (counters.step ?? 0) + 1 }));
         }
         const [a, c] = await Promise.all(calls);
         actorMetrics.push(a.metrics);
         counters.actorUpdates++;
+        skips.actor.record(`${stepName}actor update ${counters.actorUpdates}`, (figure(a.metrics, 'skipped') ?? 0) > 0,
+          { policy_loss: figure(a.metrics, 'policy_loss'), ...(ppo.ptxCoef > 0 ? { ptx_loss: figure(a.metrics, 'ptx_loss') } : {}) });
         if (c) {
           criticMetrics.push(c.metrics);
           counters.criticUpdates++;
+          skips.critic.record(`${stepName}critic update ${counters.criticUpdates}`, (figure(c.metrics, 'skipped') ?? 0) > 0, { value_loss: figure(c.metrics, 'value_loss') });
         }
       }
     }

@@ -33,6 +33,7 @@ import { toAnswerLayout, trimGenerated, type Experience, type Trimmed } from './
 import { formatFigures, mean, type Figures } from './metrics.js';
 import { answerLengths, answersToKeep, computeRewards, klStats } from './ppo-math.js';
 import { copyTokenizerFiles, pruneCheckpoints, writeJsonAtomic } from './run-dir.js';
+import type { MetaOf } from '../roles/methods.js';
 
 export interface PpoData {
   /** The prompts of the ppo share. */
@@ -289,9 +290,9 @@ export class PpoDriver {
     }
     const after = this.it.state();
     const tg = performance.now();
-    const gens = await Promise.all(batches.map((indices, g) => this.generateBatch(indices, generationSeed(this.config.seed, stepIndex, g))));
+    const gens = await Promise.all(batches.map((indices, g) => this.generateBatch(indices, generationSeed(this.config.seed, stepIndex, g), stepIndex + 1)));
     const te = performance.now();
-    const exps = await Promise.all(gens.map((x) => (x.trimmed ? this.experience(x.trimmed, gate) : Promise.resolve(null))));
+    const exps = await Promise.all(gens.map((x) => (x.trimmed ? this.experience(x.trimmed, gate, stepIndex + 1) : Promise.resolve(null))));
     return {
       stepIndex, after,
       exps: exps.filter((e): e is Experience => e !== null),
@@ -342,7 +343,8 @@ export class PpoDriver {
     return figures;
   }
 
-  private async generateBatch(indices: number[], seed: number): Promise<GeneratedBatch> {
+  /** `step`: the 1-based step it belongs to, named in the runtime's timeout and failure messages. */
+  private async generateBatch(indices: number[], seed: number, step: number): Promise<GeneratedBatch> {
     const { ppo } = this.config;
     const { padId, eosId } = this.data;
     const batch = ppoBatch(this.data.prompts, indices, padId);
@@ -351,9 +353,9 @@ export class PpoDriver {
     const prompts = n > 1 ? repeatRows(batch.ids, batch.mask, batch.B, P, n) : { ids: batch.ids, mask: batch.mask };
     const B0 = batch.B * n;
     const gen = await this.roles.group('actor').call('generate', {
-      meta: { maxNewTokens: ppo.maxNewTokens, temperature: ppo.temperature, topK: ppo.topK, topP: ppo.topP, seed },
+      meta: { maxNewTokens: ppo.maxNewTokens, temperature: ppo.temperature, topK: ppo.topK, topP: ppo.topP, seed } satisfies MetaOf<'actor', 'generate'>,
       tensors: { prompt_ids: i32([B0, P], prompts.ids), prompt_mask: i32([B0, P], prompts.mask) },
-    });
+    }, { step });
     const ids = gen.tensors.ids;
     if (!ids || ids.dtype !== 'i32' || ids.shape.length !== 2 || ids.shape[0] !== B0 || ids.shape[1] < P)
       throw new Error(`ppo: actor.generate returned ids ${ids ? `${ids.dtype}[${ids.shape}]` : '(missing)'}, expected i32[${B0}, >=${P}]`);
@@ -368,17 +370,17 @@ export class PpoDriver {
   }
 
   /** The four forwards of one generated batch (actor and critic after `gate`), then rewards and advantages. */
-  private async experience(x: Trimmed, gate: Promise<void>): Promise<Experience> {
+  private async experience(x: Trimmed, gate: Promise<void>, step: number): Promise<Experience> {
     const { ppo } = this.config;
     const P = x.P;
     const seq = { ids: i32([x.B, x.T], x.ids), mask: i32([x.B, x.T], x.mask) };
     const afterGate = (f: () => Promise<CallResult>) => gate.then(f);
     const calls: Promise<CallResult>[] = [
-      afterGate(() => this.roles.group('actor').call('logprobs', { tensors: seq })),
-      this.roles.group('reference').call('logprobs', { tensors: seq }),
-      this.roles.group('reward').call('score', { meta: { promptLength: P }, tensors: seq }),
+      afterGate(() => this.roles.group('actor').call('logprobs', { tensors: seq }, { step })),
+      this.roles.group('reference').call('logprobs', { tensors: seq }, { step }),
+      this.roles.group('reward').call('score', { meta: { promptLength: P } satisfies MetaOf<'reward', 'score'>, tensors: seq }, { step }),
     ];
-    if (!this.grouped) calls.push(afterGate(() => this.roles.group('critic').call('values', { tensors: seq })));
+    if (!this.grouped) calls.push(afterGate(() => this.roles.group('critic').call('values', { tensors: seq }, { step })));
     const [old, ref, score, val] = await Promise.all(calls);
     const perToken = (r: CallResult, role: string, name: string) => {
       const t = r.tensors[name];

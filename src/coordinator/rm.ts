@@ -13,6 +13,7 @@ import { figure, i32, lrFor, perReplica, weightedMean, type DriverHooks } from '
 import type { Figures } from './metrics.js';
 import type { StepResume } from './step-checkpoints.js';
 import { runStepLoop, totalSteps } from './step-loop.js';
+import type { MetaOf } from '../roles/methods.js';
 
 export interface RmEval {
   loss: number | null;
@@ -91,7 +92,7 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
   if (total === 0) throw new Error(`rm: no training pairs (data gave ${pairs} pairs with a rejected answer for the rm share)`);
   const microBatch = perReplica(roles, 'reward', rm.batchSize);
   const r = await runStepLoop<RmEval>(roles, {
-    name: 'rm', role: 'reward', saved: 'reward model', total, evalEvery: rm.evalEvery,
+    name: 'rm', role: 'reward', saved: 'reward model', total, evalEvery: rm.evalEvery, maxSkippedSteps: config.checks.maxSkippedSteps,
     it: new BatchIterator(pairs, rm.batchSize * rm.gradAccum, config.seed, { epochs: rm.epochs, minLast: replicas }),
     evaluate: data.eval.promptLens.length > 0 ? () => evalRm(roles, config, data) : null,
     none: { loss: null, accuracy: null, chosenMean: null, rejectedMean: null, pairs: 0 },
@@ -101,7 +102,7 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
     train: async (indices, lr) => {
       const t0 = performance.now();
       const r = await roles.group('reward').call('train_rm', {
-        meta: { lr, weightDecay: reward.weightDecay, gradClip: reward.gradClip, microBatch },
+        meta: { lr, weightDecay: reward.weightDecay, gradClip: reward.gradClip, microBatch } satisfies MetaOf<'reward', 'train_rm'>,
         tensors: rmTensors(data.train, indices, data.padId),
       }, { allReplicas: true });
       const seconds = (performance.now() - t0) / 1000;
@@ -112,6 +113,7 @@ export async function runRm(roles: Roles, config: Config, data: StepData<RmPairs
         chosen_mean: pairMean(r.replies, rows, 'chosen_mean'),
         rejected_mean: pairMean(r.replies, rows, 'rejected_mean'),
         grad_norm: figure(r.metrics, 'grad_norm'),
+        skipped: figure(r.metrics, 'skipped'),
         pairs_per_s: seconds > 0 ? indices.length / seconds : null,
       };
     },

@@ -10,8 +10,9 @@
 //   <run>/ppo/checkpoints/step-N/  actor/ and critic/ with optimizer state, and state.json
 //   <run>/checkpoints/<step>/step-N/  inside sft, rm and dpo: model/ with optimizer state, and state.json
 //   <run>/data-cache/              tokenised data (the data layer's default)
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { diskError, makeDirs, onDisk } from '../util/disk.js';
 
 export interface RunPaths {
   root: string;
@@ -47,11 +48,6 @@ export function stepCheckpointsDir(paths: RunPaths, step: 'sft' | 'rm' | 'dpo'):
   return join(paths.root, 'checkpoints', step);
 }
 
-/** The folder of the PPO checkpoint taken after `step` steps. */
-export function checkpointDir(paths: RunPaths, step: number): string {
-  return join(paths.checkpoints, `step-${step}`);
-}
-
 /**
  * The newest `step-N` folder under `dir` that is complete (holds
  * `stateFile`, which is written last), or null: a checkpoint cut short by a
@@ -79,15 +75,20 @@ function completeSteps(dir: string, stateFile: string): number[] {
 export function pruneCheckpoints(dir: string, stateFile: string, keep: number): string[] {
   if (keep <= 0) return [];
   const old = completeSteps(dir, stateFile).slice(keep).map((n) => join(dir, `step-${n}`));
-  for (const d of old) rmSync(d, { recursive: true, force: true });
+  for (const d of old) onDisk('remove the old checkpoint', d, () => rmSync(d, { recursive: true, force: true }));
   return old;
 }
 
 /** Writes JSON so that a reader never sees half a file (a kill mid-write leaves the old one). */
 export function writeJsonAtomic(path: string, value: unknown): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw diskError(err, 'write', path);
+  }
 }
 
 /** Tokenizer files a model folder may carry; a saved step output gets them from its source. */
@@ -99,8 +100,8 @@ const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tok
  * that saved it copied them.
  */
 export function copyTokenizerFiles(from: string, to: string): void {
-  mkdirSync(to, { recursive: true });
+  makeDirs(to);
   for (const f of TOKENIZER_FILES) {
-    if (existsSync(join(from, f)) && !existsSync(join(to, f))) copyFileSync(join(from, f), join(to, f));
+    if (existsSync(join(from, f)) && !existsSync(join(to, f))) onDisk('copy the tokenizer file to', join(to, f), () => copyFileSync(join(from, f), join(to, f)));
   }
 }

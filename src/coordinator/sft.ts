@@ -13,6 +13,7 @@ import { f32, figure, i32, lrFor, perReplica, toF32, weightedMean, type DriverHo
 import type { Figures } from './metrics.js';
 import type { StepResume } from './step-checkpoints.js';
 import { runStepLoop, totalSteps } from './step-loop.js';
+import type { MetaOf } from '../roles/methods.js';
 
 export interface SftResult {
   /** Optimizer steps taken. */
@@ -60,7 +61,7 @@ export async function runSft(roles: Roles, config: Config, data: StepData<SftExa
   const settings = { lr: sft.lr, schedule: sft.schedule, warmup: sft.warmup };
   const microBatch = perReplica(roles, 'actor', sft.batchSize);
   const r = await runStepLoop<number | null>(roles, {
-    name: 'sft', role: 'actor', saved: 'actor', total, evalEvery: sft.evalEvery,
+    name: 'sft', role: 'actor', saved: 'actor', total, evalEvery: sft.evalEvery, maxSkippedSteps: config.checks.maxSkippedSteps,
     it: new BatchIterator(data.train.seqs.n, sft.batchSize * sft.gradAccum, config.seed, { epochs: sft.epochs, minLast: replicas }),
     evaluate: data.eval.seqs.n > 0 ? () => evalSft(roles, config, data) : null,
     none: null,
@@ -70,7 +71,7 @@ export async function runSft(roles: Roles, config: Config, data: StepData<SftExa
     train: async (indices, lr) => {
       const t0 = performance.now();
       const r = await roles.group('actor').call('train_sft', {
-        meta: { lr, weightDecay: sft.weightDecay, gradClip: config.actor.gradClip, microBatch },
+        meta: { lr, weightDecay: sft.weightDecay, gradClip: config.actor.gradClip, microBatch } satisfies MetaOf<'actor', 'train_sft'>,
         tensors: sftTensors(data, data.train, indices, sft.maskPrompt),
       }, { allReplicas: true });
       const seconds = (performance.now() - t0) / 1000;

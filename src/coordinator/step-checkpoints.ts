@@ -3,10 +3,11 @@
 // model with its optimizer state, and the position in the data, in
 // <run>/checkpoints/<step>/step-N/. PPO has its own (ppo.ts), with two models
 // and more position to keep.
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BatchIterator, IteratorState } from '../data/batches.js';
 import type { Roles } from '../runtime/index.js';
+import { makeDirs } from '../util/disk.js';
 import { newestCompleteStep, pruneCheckpoints, writeJsonAtomic } from './run-dir.js';
 
 export const STEP_STATE_FILE = 'state.json';
@@ -74,8 +75,8 @@ export class StepCheckpoints {
 
   async save(roles: Roles, pos: StepPosition): Promise<string> {
     const dir = join(this.dir, `step-${pos.step}`);
-    mkdirSync(dir, { recursive: true });
-    await roles.role(this.role, 0).call('save', { meta: { dir: join(dir, 'model'), optimizer: true } });
+    makeDirs(dir);
+    await saveOn(roles, this.role, join(dir, 'model'), true);
     // Written last: a folder without it is incomplete and is never resumed from.
     writeJsonAtomic(join(dir, STEP_STATE_FILE), pos);
     this.last = pos.step;
@@ -96,6 +97,24 @@ export async function startPosition<E>(roles: Roles, ck: StepResume, it: BatchIt
   await ck.checkpoints!.restore(roles, ck.from, it);
   log(`${name}: resumed from ${ck.from.dir} after step ${ck.from.state.step}`);
   return { step: ck.from.state.step, evalBefore: ck.from.state.evalBefore as E };
+}
+
+/**
+ * Replica 0 of `role` saves into `dir`. A failure names the role and the
+ * folder (the role's own message names the file and errno); the error object
+ * is kept, so what the runtime knows of it (code, retriable) stays.
+ */
+export async function saveOn(roles: Roles, role: string, dir: string, optimizer: boolean): Promise<void> {
+  try {
+    await roles.role(role, 0).call('save', { meta: { dir, optimizer } });
+  } catch (err) {
+    if (err instanceof Error) {
+      // The role's stack lines say nothing to a user; its message says what failed.
+      const text = err.message.split('\n').filter((l) => !/^\s+at /.test(l)).join('\n');
+      err.message = `${role}/0 could not save ${dir}: ${text}`;
+    }
+    throw err;
+  }
 }
 
 function readPosition(file: string): StepPosition {

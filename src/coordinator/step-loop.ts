@@ -10,7 +10,8 @@ import type { Roles } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
 import type { DriverHooks } from './driver.js';
 import { formatFigures, type Figures } from './metrics.js';
-import { startPosition, type StepResume } from './step-checkpoints.js';
+import { SkippedSteps } from './skipped-steps.js';
+import { saveOn, startPosition, type StepResume } from './step-checkpoints.js';
 
 /**
  * Optimizer steps of a one-model step over `rows` examples or pairs and
@@ -42,8 +43,10 @@ export interface StepLoop<E> {
   logKeys: string[];
   /** The learning rate of optimizer step `step` (0-based). */
   lr: (step: number) => number;
-  /** One optimizer step on these rows: its figures (the loop adds lr and epoch). */
+  /** One optimizer step on these rows: its figures (the loop adds lr and epoch), with `loss` and `skipped` (the share of replicas that skipped it). */
   train: (indices: number[], lr: number) => Promise<Figures>;
+  /** checks.maxSkippedSteps: non-finite steps in a row that stop training (0: never). */
+  maxSkippedSteps: number;
 }
 
 export interface StepLoopResult<E> {
@@ -66,6 +69,7 @@ export async function runStepLoop<E>(roles: Roles, s: StepLoop<E>, output: strin
   let step = start.step, evalAfter = evalBefore;
   const resumedAt = step;
   const position = () => ({ step, batches: it.state(), evalBefore });
+  const skips = new SkippedSteps(name, s.role, s.maxSkippedSteps);
   const bar = hooks.progress === false ? null : new Progress({ total: total - resumedAt, label: resumedAt ? `${name} (from step ${resumedAt})` : name, unit: 'steps' });
   while (step < total && !hooks.shouldStop?.()) {
     const indices = it.next();
@@ -73,6 +77,8 @@ export async function runStepLoop<E>(roles: Roles, s: StepLoop<E>, output: strin
     const lr = s.lr(step);
     const figures: Figures = await s.train(indices, lr);
     step++;
+    // Written first, so that metrics.jsonl shows the steps that stopped the run.
+    const check = () => skips.record(`step ${step}`, (figures.skipped ?? 0) > 0, { loss: figures.loss });
     figures.lr = lr;
     figures.epoch = it.state().epoch;
     const epochEnd = it.state().batch >= it.batchesPerEpoch;
@@ -82,12 +88,13 @@ export async function runStepLoop<E>(roles: Roles, s: StepLoop<E>, output: strin
       log(`${name} step ${step}/${total}: ${formatFigures(figures, s.logKeys)}`);
     }
     hooks.metrics?.write(name, step, figures);
+    check();
     bar?.tick(1, `loss ${figures.loss?.toFixed(4) ?? '?'}`);
     await ck.checkpoints?.afterStep(roles, position(), total);
   }
   bar?.finish();
   if (step < total && hooks.shouldStop?.()) await ck.checkpoints?.onStop(roles, position(), resumedAt);
-  await roles.role(s.role, 0).call('save', { meta: { dir: output, optimizer: false } });
+  await saveOn(roles, s.role, output, false);
   log(`${name}: ${step} steps; ${s.saved} saved to ${output}`);
   return { steps: step, evalBefore, evalAfter };
 }

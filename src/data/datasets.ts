@@ -170,6 +170,8 @@ export interface StepData<E> {
   report: DataReport;
   /** The pad id of the tokenizer, for batching. */
   padId: number;
+  /** The tokenizer's end token, which ends a PPO answer (null: none); set by the loaders. */
+  eosId?: number | null;
 }
 
 async function assemble<E>(ctx: DataContext, step: StepName, make: (t: TokenTable, lim: Limits) => { examples: E; stats: AssembleStats }): Promise<StepData<E>> {
@@ -180,7 +182,7 @@ async function assemble<E>(ctx: DataContext, step: StepName, make: (t: TokenTabl
   const evalSet = make(rows.eval, lim);
   addStats(rows.report.stats, train.stats);
   addStats(rows.report.stats, evalSet.stats);
-  return { train: train.examples, eval: evalSet.examples, report: rows.report, padId: tok.padId };
+  return { train: train.examples, eval: evalSet.examples, report: rows.report, padId: tok.padId, eosId: tok.eosId };
 }
 
 export function loadSftData(ctx: DataContext): Promise<StepData<SftExamples>> {

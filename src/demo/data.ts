@@ -37,7 +37,7 @@ export interface DemoDataOptions {
   evalPrompts: number;
 }
 
-/** The settings that fit in the PyTorch study (NOTES.md, "The embedded demo is feasible"). */
+/** The settings that fit in the PyTorch study made before the demo was built (docs/demo.md). */
 export const demoDataDefaults: DemoDataOptions = {
   seed: 1,
   heldOutFraction: 0.1,

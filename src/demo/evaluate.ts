@@ -14,6 +14,7 @@ import { Progress } from '../util/progress.js';
 import { BpeEncoder } from './bpe-encoder.js';
 import { summariseAnswers, type AnswerSummary } from './gold.js';
 import { generateBatch, type GeneratedBatch } from './sample.js';
+import type { MetaOf } from '../roles/methods.js';
 
 export interface PolicyEval {
   answers: string[];
@@ -55,7 +56,7 @@ async function evaluateLoaded(roles: Roles, enc: BpeEncoder, tok: QTokenizer, pr
     const [lp, ref, sc] = await Promise.all([
       roles.group('actor').call('logprobs', { tensors: seqs }),
       roles.group('reference').call('logprobs', { tensors: seqs }),
-      roles.group('reward').call('score', { meta: { promptLength: g.P }, tensors: seqs }),
+      roles.group('reward').call('score', { meta: { promptLength: g.P } satisfies MetaOf<'reward', 'score'>, tensors: seqs }),
     ]);
     answerKl(g, lp.tensors.logprobs.data as Float32Array, ref.tensors.logprobs.data as Float32Array).forEach((v) => (klSum += v));
     (sc.tensors.scores.data as Float32Array).forEach((v) => (rewardSum += v));

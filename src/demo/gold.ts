@@ -4,6 +4,7 @@
 // longer answers and repeated positive words score higher: the per-word score
 // and the repetition rates beside it show when a policy games that.
 import { createRequire } from 'node:module';
+import type { GoldFigures, RunSummary } from '../report/summary.js';
 
 interface SentimentResult {
   score: number;
@@ -64,17 +65,8 @@ export function goldScore(text: string): GoldScore {
   };
 }
 
-export interface AnswerSummary {
-  count: number;
-  meanScore: number;
-  meanPerWord: number;
-  /** Share of answers scoring above 0, and below 0. */
-  sharePositive: number;
-  shareNegative: number;
-  meanWords: number;
-  meanRepetition: number;
-  meanRepeatedWords: number;
-}
+/** The gold figures of summary.json (the report reads them from there). */
+export type AnswerSummary = GoldFigures;
 
 /** Means and shares of the gold scores of a set of answers. */
 export function summariseAnswers(answers: readonly string[]): AnswerSummary {
@@ -90,5 +82,26 @@ export function summariseAnswers(answers: readonly string[]): AnswerSummary {
     meanWords: mean((g) => g.words),
     meanRepetition: mean((g) => g.repetition),
     meanRepeatedWords: mean((g) => g.repeatedWords),
+  };
+}
+
+/**
+ * The gold part of a summary from the policy's answers to the evaluation
+ * prompts before and after PPO (same prompts, same order), with the first
+ * `samples` of them as sample answers.
+ */
+export function goldSummary(prompts: readonly string[], before: readonly string[], after: readonly string[], samples = 6): Pick<RunSummary, 'gold' | 'samples'> {
+  if (before.length !== prompts.length || after.length !== prompts.length) {
+    throw new Error(`goldSummary: ${prompts.length} prompts but ${before.length} answers before and ${after.length} after`);
+  }
+  return {
+    gold: { before: summariseAnswers(before), after: summariseAnswers(after) },
+    samples: prompts.slice(0, samples).map((prompt, i) => ({
+      prompt,
+      before: before[i],
+      after: after[i],
+      gold_before: goldScore(before[i]).score,
+      gold_after: goldScore(after[i]).score,
+    })),
   };
 }

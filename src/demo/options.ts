@@ -1,8 +1,9 @@
 // The demo's own settings: what happens before and around the three steps
 // (the model's size, pre-training, the preference pairs, the evaluation).
 // The steps themselves are configured by configs/demo.json like any run.
-// The full settings follow the PyTorch study in NOTES.md ("The embedded demo
-// is feasible"); `ciDemoOptions` shrinks every phase for the CI test.
+// The full settings follow a PyTorch study made before the demo was built
+// (docs/demo.md compares its figures); the CI test's smaller settings live
+// with the test (test/demo/ci-options.ts).
 import type { DemoDataOptions } from './data.js';
 
 export interface DemoOptions {
@@ -28,24 +29,6 @@ export const demoDefaults: DemoOptions = {
   rmEvalFraction: 0.1,
   evaluate: { batchSize: 128, samples: 5 },
 };
-
-/** Small settings for the CI test: the same pipeline in a few minutes. */
-export const ciDemoOptions: DemoOptions = {
-  data: { sftExamples: 2000, rmPrompts: 9000, evalPrompts: 64 },
-  model: { layers: 2, hidden: 128, heads: 4 },
-  pretrain: { steps: 400, batchSize: 32, lr: 3e-3, warmup: 20 },
-  pairs: { prompts: 9000, batchSize: 256, temperature: 1 },
-  rmEvalFraction: 0.1,
-  evaluate: { batchSize: 64, samples: 3 },
-};
-
-/** The CI run's step sizes, as command-line flags over configs/demo.json. */
-export const ciStepFlags = [
-  '--sft.epochs=2',
-  '--rm.epochs=3', '--reward.lr=3e-3',
-  '--ppo.maxSteps=60', '--ppo.promptBatchSize=64', '--ppo.trainBatchSize=64',
-  '--actor.lr=3e-4', '--critic.lr=3e-4',
-];
 
 /** Checks each number by name; unknown keys are errors. */
 export function checkDemoOptions(o: DemoOptions): void {

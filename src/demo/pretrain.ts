@@ -21,6 +21,7 @@ import { BpeEncoder } from './bpe-encoder.js';
 import type { DemoData } from './data.js';
 import type { DemoOptions } from './options.js';
 import { mulberry32 } from './rng.js';
+import type { MetaOf } from '../roles/methods.js';
 
 export interface PretrainHooks {
   log: (line: string) => void;
@@ -137,7 +138,7 @@ export async function pretrainBase(data: DemoData, o: DemoOptions, config: Confi
       const stepLr = lrFor({ lr, schedule: 'cosine', warmup }, step, steps);
       const t0 = performance.now();
       const r = await rt.group('actor').call('train_sft', {
-        meta: { lr: stepLr, weightDecay: 0, gradClip: cfg.actor.gradClip, microBatch: B },
+        meta: { lr: stepLr, weightDecay: 0, gradClip: cfg.actor.gradClip, microBatch: B } satisfies MetaOf<'actor', 'train_sft'>,
         tensors: { ids: i32([B, context], ids), mask: i32([B, context], mask), loss_mask: f32([B, context], lossMask) },
       });
       const seconds = (performance.now() - t0) / 1000;

@@ -23,18 +23,19 @@ import { runPaths } from '../coordinator/run-dir.js';
 import { QTokenizer } from '../models/tokenizer.js';
 import type { Phase } from '../report/metrics.js';
 import { writeReport } from '../report/report.js';
-import { goldSummary, writeSummary, type RunSummary } from '../report/summary.js';
+import { writeSummary, type RunSummary } from '../report/summary.js';
 import { summaryText } from '../report/text.js';
 import { repoRoot } from '../util/paths.js';
 import { sha256 } from '../data/cache.js';
 import { prepareDemoData, demoDataDefaults } from './data.js';
 import { evaluateBeforeAfter } from './evaluate.js';
-import { summariseAnswers } from './gold.js';
+import { goldSummary, summariseAnswers } from './gold.js';
 import { checkDemoOptions, demoDefaults, type DemoOptions } from './options.js';
 import { pretrainBase } from './pretrain.js';
 import { useAllCores } from './placement.js';
 import { makePreferencePairs } from './rm-data.js';
 import { decodeAnswers } from './sample.js';
+import { ensureWritableDir } from '../util/disk.js';
 
 export interface DemoRunOptions {
   /** The resolved run config (configs/demo.json under the user's flags). */
@@ -94,6 +95,7 @@ export async function runDemoWith(opts: DemoRunOptions): Promise<DemoResult> {
   checkDemoOptions(demo);
   const config: Config = structuredClone(opts.config);
   config.outputDir = freeRunDir(resolve(config.outputDir), config.resume);
+  ensureWritableDir(config.outputDir, 'outputDir');
   const paths = runPaths(config.outputDir);
   const phases: Record<string, number> = {};
   const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {

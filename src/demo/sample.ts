@@ -5,6 +5,7 @@
 import { i32 } from '../coordinator/driver.js';
 import { padBatch, type QTokenizer } from '../models/tokenizer.js';
 import type { Roles, WireTensor } from '../runtime/index.js';
+import type { MetaOf } from '../roles/methods.js';
 import type { BpeEncoder } from './bpe-encoder.js';
 
 export interface GenerateSettings {
@@ -47,8 +48,29 @@ export async function generateBatch(roles: Roles, enc: BpeEncoder, tok: QTokeniz
     prompt_ids: i32([batch.B, batch.T], batch.ids),
     prompt_mask: i32([batch.B, batch.T], batch.mask),
   };
-  const r = await roles.group('actor').call('generate', { meta: { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topK: 0, topP: 1, seed: s.seed }, tensors });
-  const ids = r.tensors.ids.data as Int32Array, mask = r.tensors.mask.data as Int32Array;
+  // Plain temperature sampling: the demo filters no tokens.
+  const meta = { maxNewTokens: s.maxNewTokens, temperature: s.temperature, topK: 0, topP: 1, seed: s.seed } satisfies MetaOf<'actor', 'generate'>;
+  const r = await roles.group('actor').call('generate', { meta, tensors });
+  const ids = r.tensors.ids.data as Int32Array;
   const [B, T] = r.tensors.ids.shape;
+  if (tok.eosId === null) throw new Error('demo: the tokenizer names no eos_token');
+  const mask = generatedMask(ids, batch.mask, B, T, batch.T, tok.eosId);
   return { ids, mask, B, T, P: batch.T, answers: decodeAnswers(tok, ids, mask, B, T, batch.T) };
+}
+
+/**
+ * The mask of prompt + answer [B, T]: the prompt's own, then 1 on each
+ * generated token up to and including the first `eosId` (the demo model's
+ * only eos; the actor fills the columns after it with pads).
+ */
+export function generatedMask(ids: Int32Array, promptMask: Int32Array, B: number, T: number, P: number, eosId: number): Int32Array {
+  const mask = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    mask.set(promptMask.subarray(b * P, (b + 1) * P), b * T);
+    for (let t = P; t < T; t++) {
+      mask[b * T + t] = 1;
+      if (ids[b * T + t] === eosId) break;
+    }
+  }
+  return mask;
 }

@@ -3,8 +3,9 @@
 // value head `v_head.weight` beside the base tensors. Reading maps each family's
 // tensors onto the stack's parameters (families/*.ts); writing maps them back,
 // so a folder Quartet writes loads in transformers unchanged.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeDirs, onDisk } from '../util/disk.js';
 import { type ModelConfig, readConfig } from './config.js';
 import { mergedParams } from './lora.js';
 import { Transformer } from './transformer.js';
@@ -14,6 +15,7 @@ import { layout as optLayout } from './families/opt.js';
 import { layout as neoxLayout } from './families/gpt_neox.js';
 import { layout as llamaLayout } from './families/llama.js';
 import { CheckpointTensors, INDEX_FILE, SINGLE_FILE, type NamedArray, type SaveDtype, writeCheckpointTensors } from './safetensors.js';
+import { allFiniteBuffer } from '../tensor/buffers.js';
 
 export const VALUE_HEAD = 'v_head.weight';
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
@@ -33,8 +35,35 @@ export interface Weights {
   valueHead: Float32Array | null;
 }
 
-/** Reads a folder's tensors into the stack's parameters, checking every name and shape against the config. */
-export function readWeights(dir: string, cfg: ModelConfig): Weights {
+export interface ReadOptions {
+  /**
+   * Load tensors that hold NaN or infinite values. Off by default: such
+   * weights train to a NaN loss that looks like a run (config key
+   * checks.allowNonFiniteWeights).
+   */
+  allowNonFinite?: boolean;
+}
+
+/**
+ * Refuses a tensor with a NaN or infinite value, naming the file, the tensor
+ * and the first bad value. The test is one native pass (allFinite); the slow
+ * search for what to report runs only on failure.
+ */
+export function checkFinite(data: Float32Array, name: string, file: string): void {
+  if (allFiniteBuffer(data)) return;
+  let count = 0, first = -1;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      count++;
+      if (first < 0) first = i;
+    }
+  }
+  throw new Error(`checkpoint: tensor '${name}' in ${file} holds ${count} non-finite value(s) of ${data.length} (the first, at index ${first}, is ${data[first]}); `
+    + 'refusing to load it (set checks.allowNonFiniteWeights to load it anyway)');
+}
+
+/** Reads a folder's tensors into the stack's parameters, checking every name and shape against the config (and, unless allowed, that every value is finite). */
+export function readWeights(dir: string, cfg: ModelConfig, opts: ReadOptions = {}): Weights {
   const lay = layoutOf(cfg);
   const tensors = new CheckpointTensors(dir);
   try {
@@ -48,13 +77,17 @@ export function readWeights(dir: string, cfg: ModelConfig): Weights {
     const read = (name: string, shape: number[]): Float32Array => {
       const actual = resolve(name);
       used.add(actual);
-      return tensors.readF32(actual, shape);
+      return finite(actual, tensors.readF32(actual, shape));
+    };
+    const finite = (name: string, data: Float32Array): Float32Array => {
+      if (!opts.allowNonFinite) checkFinite(data, name, tensors.entry(name).file);
+      return data;
     };
     const params: Params = new Map();
     for (const spec of lay.params) params.set(spec.name, { shape: spec.shape, data: fromHf(spec, read) });
     let valueHead: Float32Array | null = null;
     if (tensors.has(VALUE_HEAD)) {
-      valueHead = tensors.readF32(VALUE_HEAD, [1, cfg.embedDim]);
+      valueHead = finite(VALUE_HEAD, tensors.readF32(VALUE_HEAD, [1, cfg.embedDim]));
       used.add(VALUE_HEAD);
     }
     // A tied checkpoint may still carry the head tensor: transformers ties it to the embedding and ignores it.
@@ -91,19 +124,20 @@ export interface WriteOptions {
 
 /** Writes config.json, the weights (replacing any earlier weight files) and, when asked, the tokenizer files. */
 export function writeCheckpoint(dir: string, cfg: ModelConfig, params: Params, opts: WriteOptions = {}): void {
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(dir)) {
-    if (f === SINGLE_FILE || f === INDEX_FILE || /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)) rmSync(join(dir, f));
+  // Node's recursive mkdir would call a read-only disk ENOENT: makeDirs keeps the real errno.
+  makeDirs(dir);
+  for (const f of onDisk('list', dir, () => readdirSync(dir))) {
+    if (f === SINGLE_FILE || f === INDEX_FILE || /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)) onDisk('remove', join(dir, f), () => rmSync(join(dir, f)));
   }
   const tensors = hfTensors(cfg, params);
   if (opts.valueHead) tensors.push({ name: VALUE_HEAD, shape: [1, cfg.embedDim], data: opts.valueHead });
   writeCheckpointTensors(dir, tensors, { dtype: opts.dtype, maxShardBytes: opts.maxShardBytes });
   const raw: Record<string, unknown> = { ...cfg.raw, dtype: dtypeName(opts.dtype ?? 'F32') };
   if (raw.torch_dtype !== undefined) raw.torch_dtype = raw.dtype;
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(raw, null, 2) + '\n');
+  onDisk('write', join(dir, 'config.json'), () => writeFileSync(join(dir, 'config.json'), JSON.stringify(raw, null, 2) + '\n'));
   if (opts.tokenizerFrom && opts.tokenizerFrom !== dir) {
     for (const f of TOKENIZER_FILES) {
-      if (existsSync(join(opts.tokenizerFrom, f))) copyFileSync(join(opts.tokenizerFrom, f), join(dir, f));
+      if (existsSync(join(opts.tokenizerFrom, f))) onDisk('copy the tokenizer file to', join(dir, f), () => copyFileSync(join(opts.tokenizerFrom!, f), join(dir, f)));
     }
   }
 }
@@ -113,9 +147,9 @@ function dtypeName(d: SaveDtype): string {
 }
 
 /** Loads a checkpoint folder (config.json + weights, with its value head when saved) as a decoder stack. */
-export function loadModel(dir: string, opts: { seed?: number } = {}): Transformer {
+export function loadModel(dir: string, opts: { seed?: number } & ReadOptions = {}): Transformer {
   const cfg = readConfig(dir);
-  const w = readWeights(dir, cfg);
+  const w = readWeights(dir, cfg, opts);
   return new Transformer(cfg, w.params, { valueHead: w.valueHead, seed: opts.seed });
 }
 

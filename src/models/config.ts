@@ -1,8 +1,12 @@
 // A normalised decoder config, filled in per family from a Hugging Face
 // `config.json`. Every field the decoder stack reads is explicit here, with the
 // family defaults of transformers' configuration classes where config.json
-// leaves a key out (older checkpoints omit many). Options the stack does not
-// implement are errors naming the key, never silently ignored.
+// leaves a key out (older checkpoints omit many). The keys that size the
+// architecture (REQUIRED) are the exception: transformers always writes them,
+// so a file without one is a mistake, and its class default (GPT-2's 768, ...)
+// would build a model the weights do not fit, or silently the wrong one.
+// Options the stack does not implement are errors naming the key, never
+// silently ignored.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -66,6 +70,17 @@ const FAMILY_OF: Record<string, Family> = {
 };
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(FAMILY_OF);
+
+/** Per family, the config.json keys that size the architecture, with what each sets: required, never defaulted. */
+export const REQUIRED: Record<Family, [key: string, what: string][]> = {
+  gpt2: [['vocab_size', 'vocabulary size'], ['n_positions', 'maximum positions'], ['n_embd', 'hidden size'], ['n_layer', 'number of layers'], ['n_head', 'number of attention heads']],
+  opt: [['vocab_size', 'vocabulary size'], ['max_position_embeddings', 'maximum positions'], ['hidden_size', 'hidden size'], ['num_hidden_layers', 'number of layers'],
+    ['num_attention_heads', 'number of attention heads'], ['ffn_dim', 'MLP width']],
+  gpt_neox: [['vocab_size', 'vocabulary size'], ['max_position_embeddings', 'maximum positions'], ['hidden_size', 'hidden size'], ['num_hidden_layers', 'number of layers'],
+    ['num_attention_heads', 'number of attention heads'], ['intermediate_size', 'MLP width']],
+  llama: [['vocab_size', 'vocabulary size'], ['max_position_embeddings', 'maximum positions'], ['hidden_size', 'hidden size'], ['num_hidden_layers', 'number of layers'],
+    ['num_attention_heads', 'number of attention heads'], ['intermediate_size', 'MLP width']],
+};
 
 class Reader {
   constructor(private readonly raw: Raw, private readonly where: string) {}
@@ -176,15 +191,15 @@ function common(r: Reader, raw: Raw): Pick<ModelConfig, 'bosTokenId' | 'eosToken
 
 function gpt2(r: Reader, raw: Raw): ModelConfig {
   r.unsupported('add_cross_attention');
-  const C = r.int('n_embd', 768);
-  const NH = r.int('n_head', 12);
+  const C = r.int('n_embd');
+  const NH = r.int('n_head');
   return {
     ...common(r, raw),
     family: 'gpt2',
-    vocabSize: r.int('vocab_size', 50257),
-    hidden: C, layers: r.int('n_layer', 12), heads: NH, kvHeads: NH, headDim: C / NH,
+    vocabSize: r.int('vocab_size'),
+    hidden: C, layers: r.int('n_layer'), heads: NH, kvHeads: NH, headDim: C / NH,
     intermediate: r.has('n_inner') ? r.int('n_inner') : 4 * C,
-    maxPositions: r.int('n_positions', 1024),
+    maxPositions: r.int('n_positions'),
     norm: 'layernorm', normEps: r.num('layer_norm_epsilon', 1e-5), preNorm: true, finalNorm: true,
     activation: activationOf(r, 'activation_function', 'gelu_new'), gatedMlp: false, parallelResidual: false,
     positions: 'learned', positionOffset: 0, rotaryDim: 0, ropeTheta: 0,
@@ -199,17 +214,17 @@ function gpt2(r: Reader, raw: Raw): ModelConfig {
 
 function opt(r: Reader, raw: Raw): ModelConfig {
   r.unsupported('layer_norm_elementwise_affine', [true]);
-  const C = r.int('hidden_size', 768);
-  const NH = r.int('num_attention_heads', 12);
+  const C = r.int('hidden_size');
+  const NH = r.int('num_attention_heads');
   const preNorm = r.bool('do_layer_norm_before', true);
   const bias = r.bool('enable_bias', true);
   return {
     ...common(r, raw),
     family: 'opt',
-    vocabSize: r.int('vocab_size', 50272),
-    hidden: C, layers: r.int('num_hidden_layers', 12), heads: NH, kvHeads: NH, headDim: C / NH,
-    intermediate: r.int('ffn_dim', 3072),
-    maxPositions: r.int('max_position_embeddings', 2048),
+    vocabSize: r.int('vocab_size'),
+    hidden: C, layers: r.int('num_hidden_layers'), heads: NH, kvHeads: NH, headDim: C / NH,
+    intermediate: r.int('ffn_dim'),
+    maxPositions: r.int('max_position_embeddings'),
     // OPT's LayerNorms always use torch's default eps; the config has no key for it.
     norm: 'layernorm', normEps: 1e-5, preNorm,
     // OPTDecoder builds final_layer_norm only for pre-LN models not flagged `_remove_final_layer_norm`.
@@ -225,18 +240,18 @@ function opt(r: Reader, raw: Raw): ModelConfig {
 }
 
 function gptNeox(r: Reader, raw: Raw): ModelConfig {
-  const C = r.int('hidden_size', 6144);
-  const NH = r.int('num_attention_heads', 64);
+  const C = r.int('hidden_size');
+  const NH = r.int('num_attention_heads');
   const HS = C / NH;
   const rope = ropeOf(r, raw, ['rope_theta', 'rotary_emb_base'], ['partial_rotary_factor', 'rotary_pct'], 0.25);
   const bias = r.bool('attention_bias', true);
   return {
     ...common(r, raw),
     family: 'gpt_neox',
-    vocabSize: r.int('vocab_size', 50432),
-    hidden: C, layers: r.int('num_hidden_layers', 44), heads: NH, kvHeads: NH, headDim: HS,
-    intermediate: r.int('intermediate_size', 24576),
-    maxPositions: r.int('max_position_embeddings', 2048),
+    vocabSize: r.int('vocab_size'),
+    hidden: C, layers: r.int('num_hidden_layers'), heads: NH, kvHeads: NH, headDim: HS,
+    intermediate: r.int('intermediate_size'),
+    maxPositions: r.int('max_position_embeddings'),
     norm: 'layernorm', normEps: r.num('layer_norm_eps', 1e-5), preNorm: true, finalNorm: true,
     activation: activationOf(r, 'hidden_act', 'gelu'), gatedMlp: false,
     parallelResidual: r.bool('use_parallel_residual', true),
@@ -253,8 +268,8 @@ function gptNeox(r: Reader, raw: Raw): ModelConfig {
 
 function llama(r: Reader, raw: Raw, type: string): ModelConfig {
   r.unsupported('use_sliding_window');
-  const C = r.int('hidden_size', 4096);
-  const NH = r.int('num_attention_heads', 32);
+  const C = r.int('hidden_size');
+  const NH = r.int('num_attention_heads');
   const NKV = r.has('num_key_value_heads') ? r.int('num_key_value_heads') : NH;
   if (NH % NKV !== 0) throw r.fail('num_key_value_heads', `= ${NKV} must divide num_attention_heads = ${NH}`);
   const HS = r.has('head_dim') ? r.int('head_dim') : C / NH;
@@ -267,10 +282,10 @@ function llama(r: Reader, raw: Raw, type: string): ModelConfig {
   return {
     ...common(r, raw),
     family: 'llama',
-    vocabSize: r.int('vocab_size', 32000),
-    hidden: C, layers: r.int('num_hidden_layers', 32), heads: NH, kvHeads: NKV, headDim: HS,
-    intermediate: r.int('intermediate_size', 11008),
-    maxPositions: r.int('max_position_embeddings', 2048),
+    vocabSize: r.int('vocab_size'),
+    hidden: C, layers: r.int('num_hidden_layers'), heads: NH, kvHeads: NKV, headDim: HS,
+    intermediate: r.int('intermediate_size'),
+    maxPositions: r.int('max_position_embeddings'),
     norm: 'rmsnorm', normEps: r.num('rms_norm_eps', 1e-6), preNorm: true, finalNorm: true,
     activation: 'silu', gatedMlp: true, parallelResidual: false,
     positions: 'rotary', positionOffset: 0,
@@ -290,6 +305,11 @@ export function normaliseConfig(raw: Raw, where = 'config.json'): ModelConfig {
   const family = FAMILY_OF[type];
   if (!family) throw new Error(`config: ${where}: model_type '${type}' is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
   const r = new Reader(raw, where);
+  const missing = REQUIRED[family].filter(([k]) => !r.has(k));
+  if (missing.length) {
+    const list = missing.map(([k, what]) => `'${k}' (${what})`).join(', ');
+    throw new Error(`config: ${where}: ${list} ${missing.length === 1 ? 'is' : 'are'} missing; a ${type} config.json must give every architecture size (Quartet does not fall back to a default size)`);
+  }
   const cfg = family === 'gpt2' ? gpt2(r, raw) : family === 'opt' ? opt(r, raw) : family === 'gpt_neox' ? gptNeox(r, raw) : llama(r, raw, type);
   if (!Number.isInteger(cfg.headDim) || cfg.headDim <= 0) {
     throw new Error(`config: ${where}: hidden size ${cfg.hidden} is not a multiple of the ${cfg.heads} attention heads`);

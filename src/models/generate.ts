@@ -3,11 +3,10 @@
 // max new tokens), then one token per step. Positions are cumsum(mask) - 1.
 // Greedy, or sampling with temperature -> top-k -> top-p (transformers' order
 // and tie rules), seeded; rows stop at an EOS token and are padded after it.
-// The log-prob of each generated token is under the model's own distribution
-// (raw logits, before temperature and filtering), as DeepSpeed-Chat and
-// OpenAI-style logprobs report it.
-import { native } from '../native.js';
-import { Rng, type Tensor, fromI32, gatherRows, noGrad, reshape, tidy } from '../tensor/index.js';
+// On request, the log-prob of each generated token under the model's own
+// distribution (raw logits, before temperature and filtering), as
+// DeepSpeed-Chat and OpenAI-style logprobs report it.
+import { Rng, type Tensor, fromI32, gatherRows, noGrad, reshape, sampleRows, tidy, tokenLogprobsBuffer } from '../tensor/index.js';
 import { KVCache, type Transformer, generationPositions } from './transformer.js';
 
 export interface GenerateOptions {
@@ -35,6 +34,8 @@ export interface GenerateOptions {
   onToken?: (step: number, tokens: Int32Array) => boolean;
   /** false: recompute the whole sequence every step (a check of the cache). */
   useCache?: boolean;
+  /** Also return each generated token's log-prob (default false: PPO recomputes them with the actor's `logprobs`). */
+  logprobs?: boolean;
 }
 
 export interface GenerateResult {
@@ -42,8 +43,8 @@ export interface GenerateResult {
   sequences: Int32Array;
   /** [B, T]: 1 for real prompt tokens and generated tokens up to and including EOS. */
   mask: Int32Array;
-  /** [B, newTokens]: log-prob of each generated token; 0 after a row's EOS. */
-  logprobs: Float32Array;
+  /** [B, newTokens]: log-prob of each generated token, 0 after a row's EOS; null unless asked for. */
+  logprobs: Float32Array | null;
   B: number;
   T: number;
   promptLength: number;
@@ -60,7 +61,7 @@ function choose(logits: Float32Array, B: number, V: number, opts: GenerateOption
     // a row, drawn in row order as sampleRow draws them (10x faster than the JavaScript loop).
     const u = new Float64Array(B);
     for (let b = 0; b < B; b++) u[b] = rng.uniform();
-    native.sampleRows(out, logits, u, B, V, opts.temperature ?? 1);
+    sampleRows(out, logits, u, B, V, opts.temperature ?? 1);
     return out;
   }
   for (let b = 0; b < B; b++) {
@@ -164,7 +165,7 @@ export function generate(model: Transformer, ids: Int32Array, mask: Int32Array |
     seq.set(ids.subarray(b * T0, (b + 1) * T0), b * T);
     outMask.set(m0.subarray(b * T0, (b + 1) * T0), b * T);
   }
-  const lp = new Float32Array(B * n);
+  const lp = opts.logprobs ? new Float32Array(B * n) : null;
   const done = new Uint8Array(B);
   const rng = opts.rng ?? new Rng(opts.seed ?? 0);
   const useCache = opts.useCache ?? true;
@@ -174,8 +175,11 @@ export function generate(model: Transformer, ids: Int32Array, mask: Int32Array |
     for (let s = 0; s < n; s++) {
       const logits = noGrad(() => tidy(() => nextLogits(model, seq, outMask, real, B, T, T0 + s, s, cache)));
       const tok = choose(logits.f32, B, V, opts, rng);
-      const tokLp = new Float32Array(B);
-      native.logprobsForward(tokLp, new Float32Array(B), logits.f32, tok, B, V);
+      let tokLp: Float32Array | null = null;
+      if (lp) {
+        tokLp = new Float32Array(B);
+        tokenLogprobsBuffer(tokLp, logits.f32, tok, B, V);
+      }
       logits.dispose();
       for (let b = 0; b < B; b++) {
         const at = b * T + T0 + s;
@@ -185,7 +189,7 @@ export function generate(model: Transformer, ids: Int32Array, mask: Int32Array |
         }
         seq[at] = tok[b];
         outMask[at] = 1;
-        lp[b * n + s] = tokLp[b];
+        if (lp) lp[b * n + s] = tokLp![b];
         real[b]++;
         if (eos.has(tok[b])) done[b] = 1;
       }
@@ -204,8 +208,11 @@ export function generate(model: Transformer, ids: Int32Array, mask: Int32Array |
     for (let b = 0; b < B; b++) r.set(a.subarray(b * w, b * w + keep), b * keep);
     return r;
   };
-  const lpOut = new Float32Array(B * steps);
-  for (let b = 0; b < B; b++) lpOut.set(lp.subarray(b * n, b * n + steps), b * steps);
+  let lpOut: Float32Array | null = null;
+  if (lp) {
+    lpOut = new Float32Array(B * steps);
+    for (let b = 0; b < B; b++) lpOut.set(lp.subarray(b * n, b * n + steps), b * steps);
+  }
   return { sequences: trim(seq, T, Tout), mask: trim(outMask, T, Tout), logprobs: lpOut, B, T: Tout, promptLength: T0, newTokens: steps };
 }
 

@@ -7,11 +7,10 @@
 // of its parts adapts the fused linear as a whole. Saving merges the adapters
 // into copies of the base weights (W + scaling B A), so the folder is a plain
 // Hugging Face checkpoint.
-import { native } from '../native.js';
 import { layoutOf } from './checkpoint.js';
 import type { Params } from './families/layout.js';
 import type { Transformer } from './transformer.js';
-import { type ParamGroup, Rng, type Tensor, add, affine, dropout, linear, param, rand, zeros } from '../tensor/index.js';
+import { type ParamGroup, Rng, type Tensor, add, addMatmulBuffer, affine, dropout, linear, param, rand, zeros } from '../tensor/index.js';
 
 export interface LoraOptions {
   /** Substring of the Hugging Face module path that selects the adapted linears. */
@@ -86,20 +85,10 @@ export function mergedParams(model: Transformer): Params {
     const [outF, inF] = w.shape;
     const r = a.A.shape[0];
     const merged = Float32Array.from(w.f32);
-    native.gemm(false, false, outF, inF, r, a.scaling, a.B.f32, r, a.A.f32, inF, 1, merged, inF);
+    addMatmulBuffer(merged, a.B.f32, a.A.f32, outF, inF, r, a.scaling);
     out.set(`${name}.w`, { shape: [outF, inF], data: merged });
   }
   return out;
-}
-
-/** Folds every adapter into its base weight in place and drops the adapters. */
-export function mergeLora(model: Transformer): void {
-  const merged = mergedParams(model);
-  for (const name of [...model.lora.keys()]) {
-    model.p(`${name}.w`).f32.set(merged.get(`${name}.w`)!.data);
-    model.lora.get(name)!.dispose();
-    model.lora.delete(name);
-  }
 }
 
 /**

@@ -11,6 +11,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { native } from '../native.js';
+import { diskError, onDisk } from '../util/disk.js';
 
 export type StDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 /** The dtypes a checkpoint can be written in (all read back as float32). */
@@ -78,11 +79,15 @@ export class SafetensorsFile {
       this.metadata = {};
       for (const [name, v] of Object.entries(header)) {
         if (name === '__metadata__') {
+          if (v === null || typeof v !== 'object' || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) {
+            throw new Error(`safetensors: ${path}: __metadata__ must map strings to strings, got ${JSON.stringify(v).slice(0, 200)}`);
+          }
           Object.assign(this.metadata, v as Record<string, string>);
           continue;
         }
         this.entries.set(name, checkEntry(path, name, v, dataSize));
       }
+      checkLayout(path, [...this.entries.values()], dataSize);
     } catch (err) {
       closeSync(this.fd);
       this.fd = null;
@@ -158,10 +163,39 @@ function checkEntry(path: string, name: string, v: unknown, dataSize: number): T
     throw bad(`bad data_offsets ${JSON.stringify(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
+  if (end < begin) throw bad(`data_offsets [${begin}, ${end}] end before they begin`);
   const want = numel(shape as number[]) * BYTES[dtype as StDtype];
   if (end - begin !== want) throw bad(`data_offsets [${begin}, ${end}] hold ${end - begin} bytes, shape ${JSON.stringify(shape)} of ${dtype} needs ${want}`);
   if (end > dataSize) throw bad(`data ends at byte ${end} but the file holds only ${dataSize} bytes of data (truncated)`);
   return { name, dtype: dtype as StDtype, shape: shape as number[], begin, end };
+}
+
+/**
+ * The data section must be covered exactly, as the reference library
+ * (safetensors' Metadata::validate) requires: sorted by offset, each tensor
+ * begins where the one before ends, the first at 0 and the last at the end of
+ * the file. An overlap would let one tensor read another's bytes; a gap or
+ * trailing bytes mean the header does not describe the file.
+ */
+function checkLayout(path: string, entries: TensorEntry[], dataSize: number): void {
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let prev: TensorEntry | null = null;
+  for (const e of sorted) {
+    if (e.begin < at) {
+      throw new Error(`safetensors: ${path}: tensors '${prev!.name}' [${prev!.begin}, ${prev!.end}] and '${e.name}' [${e.begin}, ${e.end}] overlap (data_offsets must not share bytes)`);
+    }
+    if (e.begin > at) {
+      const before = prev ? `after tensor '${prev.name}' (which ends at ${at})` : 'at the start of the data';
+      throw new Error(`safetensors: ${path}: ${e.begin - at} byte(s) ${before} belong to no tensor; tensor '${e.name}' begins at ${e.begin} (tensors must be contiguous)`);
+    }
+    at = e.end;
+    prev = e;
+  }
+  if (at !== dataSize) {
+    const last = prev ? `the last tensor, '${prev.name}', ends at byte ${at}` : 'it holds no tensors';
+    throw new Error(`safetensors: ${path}: the data section holds ${dataSize} bytes but ${last}; the header does not cover the data (${dataSize - at} trailing byte(s))`);
+  }
 }
 
 /** Writes float32 tensors as one .safetensors file, converting to `dtype` (default F32). */
@@ -184,7 +218,7 @@ export function writeSafetensors(path: string, tensors: readonly NamedArray[], o
   // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
   const pad = (8 - (json.length % 8)) % 8;
   if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
-  const fd = openSync(path, 'w');
+  const fd = onDisk('create', path, () => openSync(path, 'w'));
   try {
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(json.length));
@@ -203,6 +237,8 @@ export function writeSafetensors(path: string, tensors: readonly NamedArray[], o
       let done = 0;
       while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
     }
+  } catch (err) {
+    throw diskError(err, `write tensors to`, path);
   } finally {
     closeSync(fd);
   }
@@ -324,6 +360,6 @@ export function writeCheckpointTensors(dir: string, tensors: readonly NamedArray
   });
   const total = tensors.reduce((a, t) => a + size(t), 0);
   const index = { metadata: { total_size: total }, weight_map: weightMap };
-  writeFileSync(join(dir, INDEX_FILE), JSON.stringify(index, null, 2) + '\n');
+  onDisk('write', join(dir, INDEX_FILE), () => writeFileSync(join(dir, INDEX_FILE), JSON.stringify(index, null, 2) + '\n'));
   return [...names, INDEX_FILE];
 }

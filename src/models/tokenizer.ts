@@ -40,6 +40,51 @@ function tokenName(v: unknown): string | null {
   return null;
 }
 
+// The vocabulary shape of each model type of tokenizers' tokenizer.json.
+const MODEL_VOCAB: Record<string, 'map' | 'list'> = { BPE: 'map', WordPiece: 'map', WordLevel: 'map', Unigram: 'list' };
+
+/**
+ * The `model` section, checked before the library sees it: the library
+ * refuses some bad sections with a message that names no file, and accepts
+ * others (a vocab that is a number) as an empty vocabulary that encodes
+ * every text to nothing.
+ */
+function checkModelSection(json: Json, where: string): void {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`tokenizer: ${where} is not a JSON object`);
+  const m = json.model as Json | undefined;
+  if (m === undefined || m === null) throw new Error(`tokenizer: ${where} has no 'model' section`);
+  if (typeof m !== 'object' || Array.isArray(m)) throw new Error(`tokenizer: ${where}: 'model' must be an object, got ${JSON.stringify(m).slice(0, 80)}`);
+  const type = m.type;
+  const kind = typeof type === 'string' ? MODEL_VOCAB[type] : undefined;
+  if (!kind) throw new Error(`tokenizer: ${where}: model.type ${JSON.stringify(type)} is not one of ${Object.keys(MODEL_VOCAB).join(', ')}`);
+  const vocab = m.vocab;
+  const ok = kind === 'list' ? Array.isArray(vocab) : vocab !== null && typeof vocab === 'object' && !Array.isArray(vocab);
+  if (!ok) throw new Error(`tokenizer: ${where}: model.vocab of a ${type} model must be ${kind === 'list' ? 'a list of [token, score]' : 'an object of token -> id'}, got ${JSON.stringify(vocab)?.slice(0, 80)}`);
+  if (kind === 'map' && !Object.values(vocab as Json).every((id) => Number.isInteger(id) && (id as number) >= 0)) {
+    throw new Error(`tokenizer: ${where}: model.vocab must map tokens to non-negative integer ids`);
+  }
+  if (type === 'BPE') checkMerges(m, where);
+}
+
+/** As tokenizers' BPE builder: each merge is 'a b' or [a, b], and a, b and the merged token are in the vocabulary. */
+function checkMerges(m: Json, where: string): void {
+  if (m.merges === undefined) return;
+  if (!Array.isArray(m.merges)) throw new Error(`tokenizer: ${where}: model.merges must be a list`);
+  const vocab = m.vocab as Record<string, number>;
+  const prefix = typeof m.continuing_subword_prefix === 'string' ? m.continuing_subword_prefix : '';
+  m.merges.forEach((merge: unknown, i: number) => {
+    const pair = typeof merge === 'string' ? merge.split(' ') : merge;
+    if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((p) => typeof p === 'string')) {
+      throw new Error(`tokenizer: ${where}: model.merges[${i}] = ${JSON.stringify(merge)} is not a pair of tokens`);
+    }
+    const [a, b] = pair as [string, string];
+    const merged = a + (prefix && b.startsWith(prefix) ? b.slice(prefix.length) : b);
+    for (const tok of [a, b, merged]) {
+      if (!Object.hasOwn(vocab, tok)) throw new Error(`tokenizer: ${where}: model.merges[${i}] (${JSON.stringify(merge)}) uses '${tok}', which is not in model.vocab`);
+    }
+  });
+}
+
 export class QTokenizer {
   readonly bosId: number | null;
   readonly eosId: number | null;
@@ -50,10 +95,14 @@ export class QTokenizer {
   private readonly specialIds: Set<number>;
 
   constructor(tokenizerJson: Json, tokenizerConfig: Json = {}, where = 'tokenizer.json') {
-    if (!tokenizerJson || typeof tokenizerJson !== 'object' || !tokenizerJson.model) {
-      throw new Error(`tokenizer: ${where} has no 'model' section`);
+    checkModelSection(tokenizerJson, where);
+    try {
+      this.tok = new Tokenizer(tokenizerJson, tokenizerConfig);
+      // Some parts are only built on first use: a probe makes their errors load errors, with the file named.
+      this.tok.encode('a probe, 1', { add_special_tokens: true });
+    } catch (err) {
+      throw new Error(`tokenizer: ${where}: ${(err as Error).message}`);
     }
-    this.tok = new Tokenizer(tokenizerJson, tokenizerConfig);
     const idOf = (key: string): number | null => {
       const name = tokenName(tokenizerConfig[key]);
       if (name === null) return null;

@@ -13,22 +13,3 @@ export function addValueHead(model: Transformer, seed = 0): void {
   model.valueHead = param(rand([1, E], new Rng(seed), -bound, bound));
 }
 
-/**
- * A reward model's sequence scores, as DeepSpeed-Chat takes them: the value at
- * the last token before the first pad after the prompt (or at the last token).
- * values and ids are [B, T]; returns [B].
- */
-export function endScores(values: Float32Array, ids: Int32Array, B: number, T: number, padId: number, promptLength: number): Float32Array {
-  const out = new Float32Array(B);
-  for (let b = 0; b < B; b++) {
-    let end = T;
-    for (let t = promptLength; t < T; t++) {
-      if (ids[b * T + t] === padId) {
-        end = t;
-        break;
-      }
-    }
-    out[b] = values[b * T + Math.max(end - 1, 0)];
-  }
-  return out;
-}

@@ -1,7 +1,6 @@
 // The report page: one self-contained HTML file (inline CSS and SVG, no
 // scripts, nothing fetched) with the summary table, the charts, sample answers
 // before and after PPO, and any problems met while reading the run.
-import { goldScore } from '../demo/gold.js';
 import { escapeXml as esc, lineChart, type ChartSpec } from './chart.js';
 import type { RunSummary } from './summary.js';
 
@@ -93,10 +92,10 @@ function summaryTable(s: RunSummary, measuredStepTime: number | null): string {
 function samplesTable(s: RunSummary): string {
   const samples = s.samples ?? [];
   if (samples.length === 0) return '<p class="none">The run recorded no sample answers.</p>';
-  const gold = (given: number | undefined, text: string) => (typeof given === 'number' ? given : goldScore(text).score);
+  // A gold score shows only where the run recorded one.
+  const gold = (given: number | undefined) => (typeof given === 'number' ? `<span class="gold">gold ${given}</span>` : '');
   const rows = samples.map((x) => {
-    const gb = gold(x.gold_before, x.before), ga = gold(x.gold_after, x.after);
-    return `<tr><td class="prompt">${esc(x.prompt)}</td><td>${esc(x.before)}<span class="gold">gold ${gb}</span></td><td>${esc(x.after)}<span class="gold">gold ${ga}</span></td></tr>`;
+    return `<tr><td class="prompt">${esc(x.prompt)}</td><td>${esc(x.before)}${gold(x.gold_before)}</td><td>${esc(x.after)}${gold(x.gold_after)}</td></tr>`;
   });
   return ['<table class="samples">', '<thead><tr><th>prompt</th><th>before PPO</th><th>after PPO</th></tr></thead><tbody>', ...rows, '</tbody></table>'].join('\n');
 }

@@ -23,6 +23,8 @@ export interface MetricRow {
 
 export interface MetricsFile {
   rows: MetricRow[];
+  /** Supervision events (a role lost and restored, ...): lines with an 'event' field, not charted. */
+  events: Record<string, unknown>[];
   /** `path:line: what is wrong`, in file order. */
   problems: string[];
 }
@@ -33,6 +35,7 @@ const textFields = new Set(['time', 'timestamp', 'note']);
 /** Parses metrics text; `path` names the file in problem messages. */
 export function parseMetrics(text: string, path: string): MetricsFile {
   const rows: MetricRow[] = [];
+  const events: Record<string, unknown>[] = [];
   const problems: string[] = [];
   const lines = text.split('\n');
   lines.forEach((line, i) => {
@@ -58,6 +61,10 @@ export function parseMetrics(text: string, path: string): MetricsFile {
       problems.push(`${where}: field 'step' must be a non-negative integer, got ${JSON.stringify(rec.step)}`);
       return;
     }
+    if (typeof rec.event === 'string') {
+      events.push(rec);
+      return;
+    }
     const figures: Record<string, number | null> = {};
     for (const [key, value] of Object.entries(rec)) {
       if (key === 'phase' || key === 'step') continue;
@@ -67,7 +74,7 @@ export function parseMetrics(text: string, path: string): MetricsFile {
     }
     rows.push({ phase: rec.phase as Phase, step: rec.step, figures });
   });
-  return { rows, problems };
+  return { rows, events, problems };
 }
 
 /** Reads and parses a metrics.jsonl file. */

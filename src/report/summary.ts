@@ -1,9 +1,22 @@
 // The run's `summary.json`: the figures a user wants from the demo at a
-// glance. The pipeline writes it; the report reads it. Every field is
-// optional so that a partial run still gets a report; a field of the wrong
-// type is reported by name and left out.
+// glance. The pipeline writes it (the demo adds its gold figures, computed by
+// its own scorer); the report only reads it, and shows no gold score the run
+// did not record. Every field is optional so that a partial run still gets a
+// report; a field of the wrong type is reported by name and left out.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { goldScore, summariseAnswers, type AnswerSummary } from '../demo/gold.js';
+
+/** The gold scores of a set of answers, as the demo's scorer sums them up (src/demo/gold.ts). */
+export interface GoldFigures {
+  count: number;
+  meanScore: number;
+  meanPerWord: number;
+  /** Share of answers scoring above 0, and below 0. */
+  sharePositive: number;
+  shareNegative: number;
+  meanWords: number;
+  meanRepetition: number;
+  meanRepeatedWords: number;
+}
 
 export interface SampleAnswer {
   prompt: string;
@@ -14,8 +27,8 @@ export interface SampleAnswer {
 }
 
 export interface RunSummary {
-  /** Gold scores of the policy's answers to the held-out prompts, before and after PPO (summariseAnswers). */
-  gold?: { before?: AnswerSummary; after?: AnswerSummary };
+  /** Gold scores of the policy's answers to the held-out prompts, before and after PPO. */
+  gold?: { before?: GoldFigures; after?: GoldFigures };
   /** Mean learned reward of those answers, before and after PPO. */
   reward?: { before?: number; after?: number };
   /** Reward model: held-out pairwise accuracy and the number of pairs it was trained on. */
@@ -82,27 +95,6 @@ export function parseSummary(text: string, path: string): SummaryFile {
 /** Reads summary.json. */
 export function readSummary(path: string): SummaryFile {
   return parseSummary(readFileSync(path, 'utf8'), path);
-}
-
-/**
- * The gold part of a summary from the policy's answers to the evaluation
- * prompts before and after PPO (same prompts, same order), with the first
- * `samples` of them as sample answers.
- */
-export function goldSummary(prompts: readonly string[], before: readonly string[], after: readonly string[], samples = 6): Pick<RunSummary, 'gold' | 'samples'> {
-  if (before.length !== prompts.length || after.length !== prompts.length) {
-    throw new Error(`goldSummary: ${prompts.length} prompts but ${before.length} answers before and ${after.length} after`);
-  }
-  return {
-    gold: { before: summariseAnswers(before), after: summariseAnswers(after) },
-    samples: prompts.slice(0, samples).map((prompt, i) => ({
-      prompt,
-      before: before[i],
-      after: after[i],
-      gold_before: goldScore(before[i]).score,
-      gold_after: goldScore(after[i]).score,
-    })),
-  };
 }
 
 /** Writes summary.json, pretty-printed. */

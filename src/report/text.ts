@@ -1,6 +1,5 @@
 // The short summary a run prints at its end: the figures of summary.json as
 // aligned plain text, and a few sample answers before and after PPO.
-import { goldScore } from '../demo/gold.js';
 import type { RunSummary } from './summary.js';
 
 const num = (v: unknown, digits = 2): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-');
@@ -33,8 +32,9 @@ export function summaryText(s: RunSummary, opts: { samples?: number; width?: num
   ];
   const samples = (s.samples ?? []).slice(0, opts.samples ?? 3);
   for (const x of samples) {
-    const gb = x.gold_before ?? goldScore(x.before).score;
-    const ga = x.gold_after ?? goldScore(x.after).score;
+    // A gold score shows only where the run recorded one.
+    const gb = x.gold_before ?? '-';
+    const ga = x.gold_after ?? '-';
     lines.push('', oneLine(x.prompt, width), `  before (gold ${gb}): ${oneLine(x.before, width - 20)}`, `  after  (gold ${ga}): ${oneLine(x.after, width - 20)}`);
   }
   return lines.join('\n');

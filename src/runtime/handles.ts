@@ -19,6 +19,8 @@ export interface CallResult {
 export interface CallOptions {
   /** Fail with a retriable 'timeout' error after this long (default: the runtime's callTimeoutMs); 0: no deadline. */
   timeoutMs?: number;
+  /** The training step the call belongs to, named in timeout and failure messages. */
+  step?: number;
 }
 
 export interface RoleHandle {
@@ -129,7 +131,7 @@ export function inProcessRole(role: string, replica: number, setup: RoleSetup): 
     role,
     replica,
     async call(method, payload = {}, opts = {}) {
-      const fn = methods[method];
+      const fn = Object.hasOwn(methods, method) ? methods[method] : undefined;
       if (!fn) throw new RuntimeError('unknown_method', `role '${role}' has no method '${method}' (has ${Object.keys(methods).join(', ')})`);
       const run = (async () => {
         try {

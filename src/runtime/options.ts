@@ -1,6 +1,22 @@
 // The coordinator's options: one interface, one defaults object, each
 // supplied option checked by name.
 import type { RunKeys } from './curve.js';
+import { parseFault, type Fault } from './faults.js';
+
+/** What the supervisor did, for metrics.jsonl: a role lost and how long it took to serve again. */
+export interface RuntimeEvent {
+  event: 'role_down' | 'role_restored' | 'role_snapshot';
+  role: string;
+  replica: number;
+  /** Why it went down (role_down). */
+  why?: string;
+  /** From death to serving again, state rebuilt (role_restored). */
+  seconds?: number;
+  /** Calls replayed into the new process (role_restored). */
+  replayed?: number;
+  /** The snapshot folder (role_restored: the one rebuilt from; role_snapshot: the one taken). */
+  dir?: string | null;
+}
 
 export interface RuntimeOptions {
   /** The run directory: logs/ and keys/ go here (and the ipc socket, when the path is short enough). */
@@ -17,7 +33,11 @@ export interface RuntimeOptions {
   echo?: ((line: string) => void) | null;
   /** Interval of heartbeats both ways. */
   heartbeatMs?: number;
-  /** A role or node silent this long (while it owes no reply) is declared hung. */
+  /**
+   * A role or node silent this long is declared hung. Roles that beat from a
+   * thread of their own (every JavaScript role) are watched while they compute
+   * too; others only while they owe no reply.
+   */
   peerTimeoutMs?: number;
   /**
    * Roles and nodes exit after this long without a word from the coordinator.
@@ -30,13 +50,29 @@ export interface RuntimeOptions {
   startTimeoutMs?: number;
   /** How long start() waits for the remote nodes a plan names to join. */
   nodeTimeoutMs?: number;
-  /** Default deadline of a call; 0: none. */
+  /** Deadline of a call of a method with no deadline of its own and too few measured durations; 0: none. */
   callTimeoutMs?: number;
+  /** Deadlines by method name, in ms (e.g. { train_ppo: 300000 }); a role past one is killed and restarted and the call retried. */
+  deadlines?: Record<string, number>;
+  /** Otherwise a method's deadline is this multiple of its longest recent duration... */
+  deadlineFactor?: number;
+  /** ...but never less than this (ms). */
+  deadlineFloorMs?: number;
+  /** Bytes of replayable calls kept per role before the supervisor has the role snapshot its state. */
+  replayLogBytes?: number;
+  /** Largest message accepted from any peer (ZeroMQ drops the connection of a peer that sends more). */
+  maxMessageBytes?: number;
+  /** Faults to inject (src/runtime/faults.ts), as 'ROLE/REPLICA:METHOD:N:SIGNAL[:MS]' or parsed; local roles only. */
+  faults?: (string | Fault)[];
+  /** Supervision events (roles lost, restored, snapshotted). */
+  onEvent?: ((e: RuntimeEvent) => void) | null;
   /** After bye (and after SIGTERM), how long a role gets before SIGKILL. */
   stopGraceMs?: number;
 }
 
-export type ResolvedOptions = Required<Omit<RuntimeOptions, 'listen' | 'keys'>> & Pick<RuntimeOptions, 'listen' | 'keys'>;
+export type ResolvedOptions = Required<Omit<RuntimeOptions, 'listen' | 'keys' | 'faults'>> & Pick<RuntimeOptions, 'listen' | 'keys'> & { faults: Fault[] };
+
+const GiB = 1024 ** 3;
 
 export const DEFAULTS = {
   echo: null,
@@ -46,8 +82,15 @@ export const DEFAULTS = {
   startTimeoutMs: 60_000,
   nodeTimeoutMs: 60_000,
   callTimeoutMs: 600_000,
+  deadlines: {} as Record<string, number>,
+  deadlineFactor: 10,
+  deadlineFloorMs: 120_000,
+  replayLogBytes: 1 * GiB,
+  maxMessageBytes: 8 * GiB,
+  onEvent: null,
+  faults: [] as Fault[],
   stopGraceMs: 3000,
-} as const;
+};
 
 const KNOWN = new Set(['runDir', 'listen', 'keys', ...Object.keys(DEFAULTS)]);
 
@@ -60,9 +103,15 @@ export function resolveOptions(o: RuntimeOptions): ResolvedOptions {
     if (!ok(o.keys?.server) || !ok(o.keys?.node)) throw new Error(`runtime options: 'keys' must be {server, node}, each {publicKey, secretKey}`);
     if (o.listen === undefined) throw new Error(`runtime options: 'keys' are for tcp; give 'listen' too`);
   }
-  if (o.echo !== undefined && o.echo !== null && typeof o.echo !== 'function') throw new Error(`runtime options: 'echo' must be a function or null`);
-  const r = { ...DEFAULTS, ...o } as ResolvedOptions;
-  for (const k of ['heartbeatMs', 'peerTimeoutMs', 'coordinatorTimeoutMs', 'startTimeoutMs', 'nodeTimeoutMs', 'callTimeoutMs', 'stopGraceMs'] as const)
+  for (const k of ['echo', 'onEvent'] as const)
+    if (o[k] !== undefined && o[k] !== null && typeof o[k] !== 'function') throw new Error(`runtime options: '${k}' must be a function or null`);
+  const r = { ...DEFAULTS, ...o, faults: (o.faults ?? []).map((f) => (typeof f === 'string' ? parseFault(f) : f)) } as ResolvedOptions;
+  if (r.deadlines === null || typeof r.deadlines !== 'object' || Array.isArray(r.deadlines)) throw new Error(`runtime options: 'deadlines' must be an object of method: ms`);
+  for (const [m, v] of Object.entries(r.deadlines))
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new Error(`runtime options: 'deadlines.${m}' must be a number of ms > 0, got ${JSON.stringify(v)}`);
+  for (const k of ['deadlineFactor', 'replayLogBytes', 'maxMessageBytes'] as const)
+    if (typeof r[k] !== 'number' || !(r[k] > 0) || !Number.isFinite(r[k])) throw new Error(`runtime options: '${k}' must be a number > 0, got ${JSON.stringify(r[k])}`);
+  for (const k of ['heartbeatMs', 'peerTimeoutMs', 'coordinatorTimeoutMs', 'startTimeoutMs', 'nodeTimeoutMs', 'callTimeoutMs', 'deadlineFloorMs', 'stopGraceMs'] as const)
     if (typeof r[k] !== 'number' || !(r[k] >= 0) || !Number.isFinite(r[k])) throw new Error(`runtime options: '${k}' must be a number of ms >= 0, got ${JSON.stringify(r[k])}`);
   if (r.heartbeatMs < 10) throw new Error(`runtime options: 'heartbeatMs' must be at least 10`);
   for (const k of ['peerTimeoutMs', 'coordinatorTimeoutMs'] as const)

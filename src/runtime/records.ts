@@ -6,13 +6,20 @@ import type { CallOptions, CallResult, Payload, RoleHandle } from './handles.js'
 import type { ReplicaPlan } from './placement.js';
 import { RuntimeError, type Message, type Meta } from './protocol.js';
 import type { RoleLog } from './role-log.js';
+import { ReplayLog } from './replay-log.js';
 import type { SendQueue } from './send-queue.js';
 
-export type ReplicaState = 'idle' | 'starting' | 'ready' | 'restarting' | 'stopped' | 'failed';
+/**
+ * starting: spawned, no hello yet; rebuilding: said hello, its state is being
+ * restored (only the supervisor's calls reach it); ready: serving calls.
+ */
+export type ReplicaState = 'idle' | 'starting' | 'rebuilding' | 'ready' | 'restarting' | 'stopped' | 'failed';
 
 /** A call waiting for its rep or err. */
 export interface Pending {
   method: string;
+  /** When it was sent (Date.now()). */
+  sent: number;
   resolve(r: CallResult): void;
   reject(e: RuntimeError): void;
   timer?: NodeJS.Timeout;
@@ -35,6 +42,8 @@ export interface Peer {
   lastHeard: number;
   replica?: Replica;
   node?: RemoteNode;
+  /** A role's heartbeat connection (from a thread that long methods do not block): it only beats. */
+  beatsOnly?: boolean;
 }
 
 export interface Replica {
@@ -48,8 +57,22 @@ export interface Replica {
   restarts: number;
   spawnedAt: number;
   lastHeard: number;
+  /** The process beats from its own thread, so silence means hung even while it owes a reply. */
+  beating: boolean;
   calls: number;
+  /** Sequence number of the last call sent to the current process (the role serves them in this order). */
+  seq: number;
   pending: Map<number, Pending>;
+  /** State to rebuild a restarted process from. */
+  replay: ReplayLog;
+  /** Recent durations (ms) of each method, for deadlines derived from them. */
+  durations: Map<string, number[]>;
+  /** When the process was found dead or hung (Date.now()), until its replacement serves again. */
+  downSince: number | null;
+  /** Why it went down last. */
+  downWhy: string;
+  /** A snapshot the supervisor asked for is under way. */
+  snapshotting: boolean;
   waiters: Set<{ resolve(): void; reject(e: RuntimeError): void }>;
   /** Resolves when the current process has exited (a restart waits for it). */
   exited: Promise<void>;
@@ -74,6 +97,8 @@ export interface ReplicaStats {
   calls: number;
   inFlight: number;
   logFile: string;
+  /** The replay log: bytes held now and at most, and ms spent copying calls into it. */
+  replay: { bytes: number; peakBytes: number; calls: number; recordMs: number; base: string | null };
   /** What the role's `stats` method reported (memory, threads, devices, ...), or its error. */
   report: Meta | { error: string };
 }
@@ -82,8 +107,8 @@ type Call = (rep: Replica, method: string, payload?: Payload, opts?: CallOptions
 
 export function newReplica(plan: ReplicaPlan, log: RoleLog, call: Call): Replica {
   const rep: Replica = {
-    plan, log, state: 'idle', token: '', pid: 0, peer: null, restarts: 0, spawnedAt: 0, lastHeard: 0, calls: 0,
-    pending: new Map(), waiters: new Set(), exited: Promise.resolve(), markExited: () => {},
+    plan, log, state: 'idle', token: '', pid: 0, peer: null, restarts: 0, spawnedAt: 0, lastHeard: 0, beating: false, calls: 0, seq: 0,
+    pending: new Map(), replay: new ReplayLog(), durations: new Map(), downSince: null, downWhy: '', snapshotting: false, waiters: new Set(), exited: Promise.resolve(), markExited: () => {},
     handle: { role: plan.role, replica: plan.replica, call: (m, p, o) => call(rep, m, p, o) },
   };
   return rep;

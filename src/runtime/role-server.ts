@@ -6,6 +6,7 @@
 //
 //   serveRole((ctx) => ({ methods: { score: async (req) => ({ tensors }) } }));
 import { hostname } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import * as zmq from 'zeromq';
 import { decode, encode, RuntimeError, type Message, type Meta, type Metrics } from './protocol.js';
 import { SendQueue, SOCKET_BUFFER_BYTES } from './send-queue.js';
@@ -50,13 +51,27 @@ export interface RoleSetup {
 
 const BUILTIN = ['ping', 'stats', 'shutdown'];
 
+/**
+ * The exit code of a role that cannot start and never will (a bad model file,
+ * a missing config key): the supervisor does not restart it and shows its
+ * message. 78 is sysexits' EX_CONFIG.
+ */
+export const FATAL_EXIT_CODE = 78;
+
 /** Starts the role and serves until shutdown; the process exits at the end. */
 export async function serveRole(setup: RoleSetup | ((ctx: RoleContext) => RoleSetup | Promise<RoleSetup>)): Promise<never> {
   const s = readStartup(process.env);
   const ctx: RoleContext = { role: s.role, replica: s.replica, threads: s.threads, devices: s.devices, args: s.args };
-  const def = typeof setup === 'function' ? await setup(ctx) : setup;
-  for (const name of Object.keys(def.methods))
-    if (BUILTIN.includes(name)) throw new Error(`serveRole: method '${name}' is built in and cannot be redefined`);
+  let def: RoleSetup;
+  try {
+    def = typeof setup === 'function' ? await setup(ctx) : setup;
+    for (const name of Object.keys(def.methods))
+      if (BUILTIN.includes(name)) throw new Error(`serveRole: method '${name}' is built in and cannot be redefined`);
+  } catch (e) {
+    // Setting up is loading files and checking arguments: what fails here fails again on a restart.
+    process.stderr.write(`${s.role}/${s.replica} cannot start: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(FATAL_EXIT_CODE);
+  }
   return new RoleServer(s, def).run();
 }
 
@@ -90,10 +105,11 @@ class RoleServer {
       meta: {
         role: this.s.role, replica: this.s.replica, token: this.s.token, pid: process.pid, host: hostname(),
         devices: this.s.devices, threads: this.s.threads,
-        capabilities: { methods: [...BUILTIN, ...Object.keys(this.def.methods)], language: 'javascript' },
+        capabilities: { methods: [...BUILTIN, ...Object.keys(this.def.methods)], language: 'javascript', heartbeat_thread: true },
       },
     });
     const timer = setInterval(() => this.tick(), this.s.heartbeatMs);
+    this.startHeartbeatThread();
     try {
       for await (const frames of this.sock) this.onFrames(frames);
     } catch (e) {
@@ -101,6 +117,19 @@ class RoleServer {
     }
     clearInterval(timer);
     return this.stopping ?? this.stop(1, 'socket closed');
+  }
+
+  /**
+   * Beats from a thread of its own, on a second connection: a method that
+   * holds the main thread for minutes (a long kernel) does not silence it, so
+   * the coordinator can tell a busy role from a stopped or frozen one.
+   */
+  private startHeartbeatThread(): void {
+    const w = new Worker(new URL('./heartbeat-thread.js', import.meta.url), {
+      workerData: { endpoint: this.s.endpoint, curve: this.s.curve ?? null, role: this.s.role, replica: this.s.replica, token: this.s.token, heartbeatMs: this.s.heartbeatMs, sender: this.sender },
+    });
+    w.on('error', (e) => this.log(`heartbeat thread failed: ${e.message}`));
+    w.unref();
   }
 
   private tick(): void {
@@ -157,15 +186,17 @@ class RoleServer {
         await this.send('rep', m.id, {});
         return void this.stop(0, 'shutdown request');
       } else {
-        const fn = this.def.methods[method];
+        // Own properties only: 'constructor' or 'toString' are not methods of a role.
+        const fn = Object.hasOwn(this.def.methods, method) ? this.def.methods[method] : undefined;
         if (!fn) throw new RuntimeError('unknown_method', `role '${this.s.role}' has no method '${method}' (has ${[...BUILTIN, ...Object.keys(this.def.methods)].join(', ')})`);
         reply = await fn({ method, meta: m.meta ?? {}, tensors: m.data, timeoutMs: m.timeout_ms });
       }
       const r = reply ?? {};
       await this.send('rep', m.id, { meta: r.meta, metrics: r.metrics }, r.tensors);
     } catch (e) {
-      const err = e instanceof RuntimeError ? e : new RuntimeError('method_failed', `${method}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-      if (!(e instanceof RuntimeError)) this.log(err.message);
+      // The caller gets the message; the stack goes to the role's log, where a developer looks for it.
+      const err = e instanceof RuntimeError ? e : new RuntimeError('method_failed', `${method}: ${e instanceof Error ? e.message : String(e)}`);
+      if (!(e instanceof RuntimeError)) this.log(`${method} failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
       await this.send('err', m.id, { error: err.toValue() }).catch(() => {});
     }
   }

@@ -116,3 +116,17 @@ export function concatRows(name: string, parts: WireTensor[]): WireTensor {
   }
   return { dtype, shape: [rows, ...shape.slice(1)], data: out };
 }
+
+/** Deep copies of the tensors (the same dtypes and shapes, fresh memory). */
+export function cloneTensors(tensors: Tensors): Tensors {
+  const out: Tensors = {};
+  for (const [name, t] of Object.entries(tensors)) out[name] = { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() } as WireTensor;
+  return out;
+}
+
+/** The bytes the tensors' data occupy. */
+export function tensorsBytes(tensors: Tensors): number {
+  let n = 0;
+  for (const t of Object.values(tensors)) n += t.data.byteLength;
+  return n;
+}

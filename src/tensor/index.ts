@@ -21,5 +21,6 @@ export { logprobs, crossEntropy } from './ops/loss.js';
 export { AdamW, adamwDefaults } from './optim/adamw.js';
 export type { AdamWOptions, ParamGroup, Group, AdamWStateDict } from './optim/adamw.js';
 export { clipGradNorm, gradNorm } from './optim/clip.js';
+export { addMatmulBuffer, movingAverageBuffer, permuteBuffer, sampleRows, tokenLogprobsBuffer } from './buffers.js';
 export { lrFactor, lrAt, LRScheduler } from './optim/schedule.js';
 export type { ScheduleName, ScheduleOptions } from './optim/schedule.js';

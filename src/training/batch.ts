@@ -1,16 +1,8 @@
-// Batches as the engines take them: typed arrays with their sizes, read from
-// the tensors a role receives (checked by name, dtype and shape, and wrapped
-// without copying), cut into micro-batches, and the position ids every forward
-// uses. A structural type stands for the runtime's wire tensor so this layer
-// never imports src/runtime (ARCHITECTURE.md §8).
+// Batches as the engines take them: typed arrays with their sizes (checked
+// once, where a request enters a role: actors/requests.ts), cut into
+// micro-batches, and the position ids every forward uses.
 import { generationPositions } from '../models/transformer.js';
 import type { ForwardOptions } from '../models/transformer.js';
-
-export interface TensorLike {
-  dtype: string;
-  shape: number[];
-  data: ArrayLike<number> | ArrayLike<bigint>;
-}
 
 /** Sequences [B, T]: ids and attention mask (1 real token, 0 pad; pads may sit anywhere). */
 export interface Seqs {
@@ -18,40 +10,6 @@ export interface Seqs {
   mask: Int32Array;
   B: number;
   T: number;
-}
-
-function describe(t: TensorLike): string {
-  return `${t.dtype} [${t.shape}]`;
-}
-
-/** The named tensor as an f32 or i32 array of the given shape (-1: any size, fixed by the first tensor). */
-export function take(op: string, tensors: Record<string, TensorLike>, name: string, dtype: 'f32' | 'i32', shape: number[]): Float32Array | Int32Array {
-  const t = tensors[name];
-  if (!t) throw new Error(`${op}: tensor '${name}' is missing (got ${Object.keys(tensors).join(', ') || 'none'})`);
-  const ok = t.dtype === dtype && t.shape.length === shape.length && shape.every((d, i) => d < 0 || d === t.shape[i]);
-  if (!ok) throw new Error(`${op}: tensor '${name}' must be ${dtype} [${shape.map((d) => (d < 0 ? '?' : d))}], got ${describe(t)}`);
-  const want = dtype === 'f32' ? Float32Array : Int32Array;
-  if (!(t.data instanceof want)) throw new Error(`${op}: tensor '${name}' holds a ${t.data.constructor.name}, not a ${want.name}`);
-  return t.data;
-}
-
-/** Sequences from `ids`/`mask`-style tensor names, checking that every row has a real token. */
-export function takeSeqs(op: string, tensors: Record<string, TensorLike>, idsName = 'ids', maskName = 'mask', minT = 1): Seqs {
-  const ids = take(op, tensors, idsName, 'i32', [-1, -1]) as Int32Array;
-  const [B, T] = tensors[idsName].shape;
-  const mask = take(op, tensors, maskName, 'i32', [B, T]) as Int32Array;
-  if (B < 1) throw new Error(`${op}: '${idsName}' has no rows`);
-  if (T < minT) throw new Error(`${op}: '${idsName}' has ${T} columns, needs at least ${minT}`);
-  for (let b = 0; b < B; b++) {
-    let real = 0;
-    for (let t = 0; t < T; t++) {
-      const m = mask[b * T + t];
-      if (m !== 0 && m !== 1) throw new Error(`${op}: '${maskName}'[${b}, ${t}] is ${m}; a mask holds 0 or 1`);
-      real += m;
-    }
-    if (real === 0) throw new Error(`${op}: row ${b} of '${maskName}' has no real token`);
-  }
-  return { ids, mask, B, T };
 }
 
 /** Row ranges [start, end) of micro-batches of at most `size` rows (size 0 or absent: one batch). */

@@ -2,10 +2,10 @@
 // --enable_ema: ema = beta * ema + (1 - beta) * weights after every PPO
 // update), kept over the merged weights so that it saves as a plain Hugging
 // Face model even when the actor trains LoRA adapters.
-import { native } from '../native.js';
 import type { Params } from '../models/families/layout.js';
 import { mergedParams } from '../models/lora.js';
 import type { Transformer } from '../models/transformer.js';
+import { movingAverageBuffer } from '../tensor/index.js';
 
 export class Ema {
   readonly params: Params = new Map();
@@ -17,9 +17,7 @@ export class Ema {
 
   update(model: Transformer): void {
     for (const [name, p] of mergedParams(model)) {
-      const e = this.params.get(name)!.data;
-      native.affine(e, e, this.beta, 0);
-      native.axpy(e, e, 1 - this.beta, p.data);
+      movingAverageBuffer(this.params.get(name)!.data, p.data, this.beta);
     }
   }
 }

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors, type NamedArray } from '../models/safetensors.js';
+import { onDisk } from '../util/disk.js';
 import type { AdamWStateDict, RngState } from '../tensor/index.js';
 
 export const OPTIMIZER_TENSORS = 'optimizer.safetensors';
@@ -44,7 +45,7 @@ export function saveOptimizerState(dir: string, sd: AdamWStateDict, params: read
     extra: extra.map((e) => e.name),
     ...(rng && { rng }),
   };
-  writeFileSync(join(dir, OPTIMIZER_JSON), JSON.stringify(json, null, 1) + '\n');
+  onDisk('write', join(dir, OPTIMIZER_JSON), () => writeFileSync(join(dir, OPTIMIZER_JSON), JSON.stringify(json, null, 1) + '\n'));
 }
 
 /**

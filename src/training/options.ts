@@ -1,8 +1,6 @@
-// What an engine is built from, read from a role's start-up args (the
-// placement plan of src/config/plan.ts: `{ model, seed, training: { lr,
-// dropout, lora: { dim, alpha, moduleNames, onlyOptimizeLora, lr } } }`;
-// docs/roles.md also allows `dropout` and `lora` at the top level). Each
-// supplied key is checked and a bad one is reported by name.
+// What an engine is built from: typed options (a role reads them from its
+// start-up args in actors/startup.ts; the CLI and tests build them directly),
+// and the model they describe.
 import { layoutOf, loadModel } from '../models/checkpoint.js';
 import { addLora } from '../models/lora.js';
 import type { Transformer } from '../models/transformer.js';
@@ -29,53 +27,8 @@ export interface EngineOptions {
   lora: LoraSettings | null;
   /** The peak learning rate of the base weights: a call's lr / baseLr scales the LoRA lr as a schedule would. */
   baseLr: number | null;
-}
-
-type Args = Record<string, unknown>;
-
-function obj(where: string, v: unknown): Args {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where} must be an object, got ${JSON.stringify(v)}`);
-  return v as Args;
-}
-
-function num(where: string, v: unknown, dflt: number): number {
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${where} must be a finite number, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function bool(where: string, v: unknown, dflt: boolean): boolean {
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'boolean') throw new Error(`${where} must be true or false, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-/** Engine options from a role's args; `role` names the role in errors. */
-export function engineOptions(role: string, args: Args): EngineOptions {
-  if (typeof args.model !== 'string' || !args.model) throw new Error(`${role}: args.model must be the folder of a Hugging Face model, got ${JSON.stringify(args.model)}`);
-  const training = obj(`${role}: args.training`, args.training);
-  const at = (key: string) => (training[key] !== undefined ? [`${role}: args.training.${key}`, training[key]] : [`${role}: args.${key}`, args[key]]) as [string, unknown];
-  const [loraWhere, loraRaw] = at('lora');
-  const l = obj(loraWhere, loraRaw);
-  const dim = num(`${loraWhere}.dim`, l.dim ?? l.rank, 0);
-  if (!Number.isInteger(dim) || dim < 0) throw new Error(`${loraWhere}.dim must be a non-negative integer, got ${dim}`);
-  const names = l.moduleNames ?? [];
-  if (!Array.isArray(names) || !names.every((n) => typeof n === 'string' && n)) throw new Error(`${loraWhere}.moduleNames must be a list of non-empty strings, got ${JSON.stringify(names)}`);
-  const lora = dim > 0 ? {
-    dim, alpha: num(`${loraWhere}.alpha`, l.alpha, 1), moduleNames: names as string[],
-    onlyOptimizeLora: bool(`${loraWhere}.onlyOptimizeLora`, l.onlyOptimizeLora, false), lr: num(`${loraWhere}.lr`, l.lr, 5e-4),
-  } : null;
-  const baseLr = training.lr === undefined ? null : num(`${role}: args.training.lr`, training.lr, 0);
-  return {
-    model: args.model,
-    seed: num(`${role}: args.seed`, args.seed, 0),
-    dropout: bool(...at('dropout'), false),
-    // Present only when on, so that the options of runs without it read as before.
-    ...(bool(...at('gradientCheckpointing'), false) ? { gradientCheckpointing: true } : {}),
-    lora,
-    baseLr: baseLr !== null && baseLr > 0 ? baseLr : null,
-  };
+  /** Load NaN or infinite weights (args.allowNonFiniteWeights, from checks.allowNonFiniteWeights; absent: refused). */
+  allowNonFiniteWeights?: boolean;
 }
 
 /**
@@ -83,7 +36,7 @@ export function engineOptions(role: string, args: Args): EngineOptions {
  * attached, and (valueHead) a fresh value head when the folder has none.
  */
 export function buildModel(o: EngineOptions, opts: { valueHead?: boolean } = {}): Transformer {
-  const model = loadModel(o.model, { seed: o.seed });
+  const model = loadModel(o.model, { seed: o.seed, allowNonFinite: o.allowNonFiniteWeights });
   model.dropoutEnabled = o.dropout;
   model.gradientCheckpointing = o.gradientCheckpointing === true;
   if (opts.valueHead && !model.valueHead) addValueHead(model, o.seed);

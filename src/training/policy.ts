@@ -10,8 +10,7 @@ import { type Seqs, forwardOptions, microRanges, rows, sliceSeqs } from './batch
 import { Ema } from './ema.js';
 import { dpoLoss, lmLoss, policyLoss } from './losses.js';
 import { type EngineOptions, buildModel } from './options.js';
-import type { StepSettings } from './settings.js';
-import { Trainer } from './trainer.js';
+import { type StepSettings, Trainer } from './trainer.js';
 
 export interface GenerateSettings {
   maxNewTokens: number;
@@ -58,7 +57,7 @@ export interface DpoSettings extends StepSettings {
   labelSmoothing: number;
 }
 
-/** Preference pairs with the frozen reference's summed answer log-probs. */
+/** Preference pairs with the frozen reference's summed answer log-probs (checked where they enter the role). */
 export interface DpoBatch {
   /** [B, T] each, padded to one width. */
   chosen: Seqs;
@@ -106,17 +105,6 @@ function total(a: Float32Array): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i];
   return s;
-}
-
-function checkDpo(op: string, x: DpoBatch): void {
-  const { B, T } = x.chosen;
-  if (x.rejected.B !== B || x.rejected.T !== T) throw new Error(`${op}: chosen is [${B}, ${T}] but rejected is [${x.rejected.B}, ${x.rejected.T}]; pad both to one width`);
-  const A = T - 1;
-  for (const [name, m] of [['chosen_answer_mask', x.chosenAnswer], ['rejected_answer_mask', x.rejectedAnswer]] as const) {
-    for (let b = 0; b < B; b++) {
-      if (total(m.subarray(b * A, (b + 1) * A)) === 0) throw new Error(`${op}: ${name} row ${b} selects no answer token`);
-    }
-  }
 }
 
 /** Rows of both sequences of the pairs [a, b) stacked as [chosen; rejected]: one forward for both. */
@@ -269,8 +257,7 @@ export class PolicyEngine {
   }
 
   /** Loss and figures of a batch of pairs, micro-batch by micro-batch; train: with gradients. */
-  private dpoPass(op: string, x: DpoBatch, beta: number, labelSmoothing: number, microBatch: number, train: boolean): { loss: number; tally: DpoTally } {
-    checkDpo(op, x);
+  private dpoPass(x: DpoBatch, beta: number, labelSmoothing: number, microBatch: number, train: boolean): { loss: number; tally: DpoTally } {
     const { B } = x.chosen;
     const tally = new DpoTally(beta);
     let loss = 0;
@@ -293,7 +280,7 @@ export class PolicyEngine {
   async trainDpo(x: DpoBatch, st: DpoSettings): Promise<DpoResult> {
     let pass;
     try {
-      pass = this.dpoPass('train_dpo', x, st.beta, st.labelSmoothing, st.microBatch, true);
+      pass = this.dpoPass(x, st.beta, st.labelSmoothing, st.microBatch, true);
     } catch (e) {
       this.trainer.clearGrads();
       throw e;
@@ -304,18 +291,19 @@ export class PolicyEngine {
 
   /** The DPO loss and implicit-reward figures without training (no dropout). */
   evalDpo(x: DpoBatch, beta: number, labelSmoothing: number): DpoResult {
-    const pass = this.dpoPass('eval_dpo', x, beta, labelSmoothing, 0, false);
+    const pass = this.dpoPass(x, beta, labelSmoothing, 0, false);
     return dpoResult(pass.loss, pass.tally, x.chosen.B, 0, false);
   }
 
-  /** ema: write the moving average instead of the live weights. */
-  save(dir: string, withOptimizer: boolean, ema = false): void {
-    if (ema) {
-      if (!this.ema) throw new Error('save: meta.ema asks for the moving average, but this actor keeps none (start it with args.ema > 0)');
-      writeCheckpoint(dir, this.model.cfg, this.ema.params, { tokenizerFrom: this.trainer.options.model });
-      return;
-    }
+  /** The live weights (and, withOptimizer, the optimizer state with the moving average beside it). */
+  save(dir: string, withOptimizer: boolean): void {
     this.trainer.save(dir, withOptimizer, this.ema ? this.ema.params : null);
+  }
+
+  /** The moving average of the weights as a model folder. */
+  saveEma(dir: string): void {
+    if (!this.ema) throw new Error('save_ema: this actor keeps no moving average (start it with args.ema > 0)');
+    writeCheckpoint(dir, this.model.cfg, this.ema.params, { tokenizerFrom: this.trainer.options.model });
   }
 
   load(dir: string, withOptimizer: boolean): void {

@@ -8,8 +8,7 @@ import { type Tensor, fromData, fromI32, gatherRows, noGrad, reshape, tidy } fro
 import { type Seqs, forwardOptions, lastReal, microRanges, sliceSeqs } from './batch.js';
 import { pairwiseLoss } from './losses.js';
 import { type EngineOptions, buildModel } from './options.js';
-import type { StepSettings } from './settings.js';
-import { Trainer } from './trainer.js';
+import { type StepSettings, Trainer } from './trainer.js';
 
 export interface RmResult {
   /** Mean pairwise loss over pairs. */
@@ -65,9 +64,12 @@ export class RewardEngine {
     return this.model.values(fromData(s.ids, [s.B, s.T]), forwardOptions(s, train));
   }
 
-  /** The value at the last real token of each sequence, at or after promptLength: [B]. */
+  /**
+   * The value at the last real token of each sequence: [B]. promptLength (the
+   * `score` contract, which custom scorers use to cut the answer out) does not
+   * move it (a row with an empty answer scores at its prompt's last token).
+   */
   score(s: Seqs, promptLength: number): Float32Array {
-    if (!Number.isInteger(promptLength) || promptLength < 0 || promptLength > s.T) throw new Error(`score: promptLength ${promptLength} is outside 0..${s.T}`);
     const last = lastReal(s);
     return noGrad(() => tidy(() => {
       const v = this.valuesOf(s, false).f32;
@@ -75,9 +77,8 @@ export class RewardEngine {
     }));
   }
 
-  /** Loss, scores and (train) gradients of a batch of pairs, micro-batch by micro-batch. */
+  /** Loss, scores and (train) gradients of a batch of pairs of one width, micro-batch by micro-batch. */
   private pairs(chosen: Seqs, rejected: Seqs, microBatch: number, train: boolean): RmResult {
-    if (chosen.B !== rejected.B || chosen.T !== rejected.T) throw new Error(`rm: chosen is [${chosen.B}, ${chosen.T}] but rejected is [${rejected.B}, ${rejected.T}]; pad both to one width`);
     const { B, T } = chosen;
     const spans = pairSpans(chosen, rejected);
     const chosenScores = new Float32Array(B), rejectedScores = new Float32Array(B);

@@ -12,7 +12,16 @@ import type { Transformer } from '../models/transformer.js';
 import { AdamW, clipGradNorm, gradNorm, type Tensor, zeroGrad } from '../tensor/index.js';
 import type { EngineOptions } from './options.js';
 import { loadOptimizerState, saveOptimizerState } from './optimizer-state.js';
-import type { StepSettings } from './settings.js';
+
+/** The optimizer settings of one training call. */
+export interface StepSettings {
+  lr: number;
+  weightDecay: number;
+  /** Clip the global gradient norm to this; 0: no clipping. */
+  gradClip: number;
+  /** Rows per micro-batch; 0: the whole batch at once. */
+  microBatch: number;
+}
 
 export interface StepResult {
   gradNorm: number;
@@ -108,7 +117,7 @@ export class Trainer {
    */
   load(dir: string, withOptimizer: boolean, ema: Params | null = null): void {
     const cfg = readConfig(dir);
-    const w = readWeights(dir, cfg);
+    const w = readWeights(dir, cfg, { allowNonFinite: this.options.allowNonFiniteWeights });
     const copyInto = (name: string, dst: Tensor, src: { shape: readonly number[]; data: Float32Array }) => {
       if (dst.shape.join(',') !== src.shape.join(',')) throw new Error(`load: ${dir}: parameter '${name}' is [${src.shape}], this engine's model has [${dst.shape}]`);
       dst.f32.set(src.data);

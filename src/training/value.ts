@@ -5,8 +5,7 @@ import { fromData, noGrad, split, tidy } from '../tensor/index.js';
 import { type Seqs, forwardOptions, microRanges, rows, sliceSeqs } from './batch.js';
 import { valueLoss } from './losses.js';
 import { type EngineOptions, buildModel } from './options.js';
-import type { StepSettings } from './settings.js';
-import { Trainer } from './trainer.js';
+import { type StepSettings, Trainer } from './trainer.js';
 
 export interface ValueBatch extends Seqs {
   /** [B, T-1] each. */

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { loadModel, saveModel } from '../../src/models/checkpoint.js';
 import { initModelFolder } from '../../src/models/init.js';
 import { addValueHead } from '../../src/models/value-head.js';
-import { startRuntime } from '../../src/runtime/coordinator.js';
+import { startRuntime } from '../../src/runtime/runtime.js';
 import type { Tensors } from '../../src/runtime/wire.js';
-import { engineOptions } from '../../src/training/options.js';
+import { engineOptions } from '../../actors/startup.js';
 import { PolicyEngine } from '../../src/training/policy.js';
 import { RewardEngine } from '../../src/training/reward.js';
 import { ValueEngine } from '../../src/training/value.js';
@@ -33,7 +33,7 @@ t.test('actor, critic, reference and reward processes serve every method', async
   saveModel(rmModel, rmDir, { tokenizerFrom: actorDir });
   const args = (model: string) => ({ model, seed: 7 });
   const rt = await startRuntime({
-    actor: { replicas: 1, devices: ['cpu:0'], module: 'actors/actor.js', args: { ...args(actorDir), generation: { maxNewTokens: 5, temperature: 1 } } },
+    actor: { replicas: 1, devices: ['cpu:0'], module: 'actors/actor.js', args: args(actorDir) },
     reference: { replicas: 1, devices: ['cpu:0'], module: 'actors/reference.js', args: args(actorDir) },
     critic: { replicas: 1, devices: ['cpu:1'], module: 'actors/critic.js', args: args(rmDir) },
     reward: { replicas: 1, devices: ['cpu:1'], module: 'actors/reward.js', args: args(rmDir) },
@@ -45,12 +45,24 @@ t.test('actor, critic, reference and reward processes serve every method', async
   const B = 3, P = 4;
   const pIds = Int32Array.from([299, 299, 10, 11, 299, 20, 21, 22, 30, 31, 32, 33]);
   const pMask = Int32Array.from([0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1]);
-  const gen = await call('actor', 'generate', { seed: 1 }, { prompt_ids: i32(pIds, [B, P]), prompt_mask: i32(pMask, [B, P]) });
+  const genMeta = { maxNewTokens: 5, temperature: 1, topK: 0, topP: 1, seed: 1 };
+  const gen = await call('actor', 'generate', genMeta, { prompt_ids: i32(pIds, [B, P]), prompt_mask: i32(pMask, [B, P]) });
   const T = gen.tensors.ids.shape[1];
-  t.ok(T > P && T <= P + 5, `generated up to maxNewTokens from the args: T = ${T}`);
-  t.same(gen.tensors.mask.shape, [B, T]);
-  t.ok(gen.metrics.gen_tokens > 0 && gen.metrics.gen_time > 0, 'generation metrics');
-  const ids = gen.tensors.ids.data as Int32Array, mask = gen.tensors.mask.data as Int32Array;
+  t.ok(T > P && T <= P + 5, `generated up to meta.maxNewTokens: T = ${T}`);
+  t.same(Object.keys(gen.tensors), ['ids'], 'only ids come back: the answer mask is the caller\'s to derive');
+  const ids = gen.tensors.ids.data as Int32Array;
+  // The model's eos (299) ends a row; the columns after it are pads.
+  const mask = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    mask.set(pMask.subarray(b * P, (b + 1) * P), b * T);
+    for (let c = P; c < T; c++) {
+      mask[b * T + c] = 1;
+      if (ids[b * T + c] === 299) break;
+    }
+  }
+  const local = PolicyEngine.load(engineOptions('actor', args(actorDir))).generate({ ids: pIds, mask: pMask, B, T: P }, genMeta);
+  t.same(Array.from(ids), Array.from(local.ids), 'the tokens of the engine in this process');
+  t.same(Array.from(mask), Array.from(local.mask), 'and the mask derived here is the engine\'s');
   const seq = { ids: i32(ids, [B, T]), mask: i32(mask, [B, T]) };
 
   const [actorLp, refLp, values, scores] = await Promise.all([
@@ -92,10 +104,10 @@ t.test('actor, critic, reference and reward processes serve every method', async
   const erm = await call('reward', 'eval_rm', {}, pair);
   t.same(erm.tensors.chosen_scores.shape, [B]);
   t.ok(maxDiff(erm.tensors.chosen_scores.data as Float32Array, scores.tensors.scores.data as Float32Array) < 1e-5, 'eval_rm chosen scores equal score');
-  const local = rmLocal.evalRm({ ids, mask, B, T }, { ids: rejIds, mask, B, T });
-  t.ok(Math.abs(erm.metrics.loss - local.loss) < 1e-5, 'eval_rm loss equals the engine in this process');
+  const localRm = rmLocal.evalRm({ ids, mask, B, T }, { ids: rejIds, mask, B, T });
+  t.ok(Math.abs(erm.metrics.loss - localRm.loss) < 1e-5, 'eval_rm loss equals the engine in this process');
   const trm = await call('reward', 'train_rm', step, pair);
-  t.ok(Math.abs(trm.metrics.loss - local.loss) < 1e-5 && trm.metrics.grad_norm > 0, 'train_rm reports the loss before its step');
+  t.ok(Math.abs(trm.metrics.loss - localRm.loss) < 1e-5 && trm.metrics.grad_norm > 0, 'train_rm reports the loss before its step');
 
   // Checkpoints: a Hugging Face folder with optimizer state, loaded back.
   const ck = join(runDir, 'ckpt');
@@ -104,24 +116,30 @@ t.test('actor, critic, reference and reward processes serve every method', async
   t.ok(loadModel(ck).valueHead, 'v_head.weight saved');
   await call('critic', 'load', { dir: ck, optimizer: true });
   t.ok(maxDiff((await call('critic', 'values', {}, seq)).tensors.values.data as Float32Array, ValueEngine.load(engineOptions('critic', args(ck))).values(s)) < 1e-5, 'values after load equal the saved model');
-  await call('actor', 'save', { dir: join(runDir, 'actor-out') });
-  await call('reward', 'save', { dir: join(runDir, 'rm-out') });
+  await call('actor', 'save', { dir: join(runDir, 'actor-out'), optimizer: false });
+  await call('reward', 'save', { dir: join(runDir, 'rm-out'), optimizer: false });
   t.ok(existsSync(join(runDir, 'actor-out/config.json')) && !existsSync(join(runDir, 'actor-out/optimizer.json')), 'actor saved without optimizer state');
   const lpBefore = (await call('actor', 'logprobs', {}, seq)).tensors.logprobs.data as Float32Array;
   const scBefore = (await call('reward', 'score', { promptLength: P }, seq)).tensors.scores.data as Float32Array;
   // Reload the starting folders, then the saved ones: the saved state comes back.
-  await call('actor', 'load', { dir: actorDir });
-  await call('reward', 'load', { dir: rmDir });
+  await call('actor', 'load', { dir: actorDir, optimizer: false });
+  await call('reward', 'load', { dir: rmDir, optimizer: false });
   t.equal(maxDiff((await call('actor', 'logprobs', {}, seq)).tensors.logprobs.data as Float32Array, refLp.tensors.logprobs.data as Float32Array), 0, 'actor load of the SFT folder restores the reference\'s log-probs');
-  await call('actor', 'load', { dir: join(runDir, 'actor-out') });
-  await call('reward', 'load', { dir: join(runDir, 'rm-out') });
+  await call('actor', 'load', { dir: join(runDir, 'actor-out'), optimizer: false });
+  await call('reward', 'load', { dir: join(runDir, 'rm-out'), optimizer: false });
   t.equal(maxDiff((await call('actor', 'logprobs', {}, seq)).tensors.logprobs.data as Float32Array, lpBefore), 0, 'actor load of its saved folder');
   t.equal(maxDiff((await call('reward', 'score', { promptLength: P }, seq)).tensors.scores.data as Float32Array, scBefore), 0, 'reward load of its saved folder');
-  await t.rejects(call('reward', 'load', { dir: join(runDir, 'nowhere') }), { message: /nowhere/ });
+  await t.rejects(call('reward', 'load', { dir: join(runDir, 'nowhere'), optimizer: false }), { message: /nowhere/ });
 
   // Bad input names the tensor or key.
-  await t.rejects(call('actor', 'train_ppo', step, seq), { message: /train_ppo: tensor 'old_logprobs' is missing/ });
-  await t.rejects(call('actor', 'train_sft', { microBatch: 1 }, { ...seq, loss_mask: f32(lossMask, [B, T]) }), { message: /train_sft: meta.lr is required/ });
+  await t.rejects(call('actor', 'train_ppo', { ...step, clipRange: 0.2, ptxCoef: 0 }, seq), { message: /train_ppo: tensor 'old_logprobs' is missing/ });
+  await t.rejects(call('actor', 'train_sft', { weightDecay: 0, gradClip: 1, microBatch: 1 }, { ...seq, loss_mask: f32(lossMask, [B, T]) }), { message: /actor.train_sft: meta.lr is required/ });
+  await t.rejects(call('actor', 'train_ppo', { ...step, ptxCoef: 0 }, seq), { message: /actor.train_ppo: meta.clipRange is required/ }, 'no role-side default for a clip range');
+  await t.rejects(call('critic', 'train_value', step, seq), { message: /critic.train_value: meta.clipRangeValue is required/ });
+  await t.rejects(call('actor', 'eval_dpo', { beta: 0.1 }, {}), { message: /actor.eval_dpo: meta.labelSmoothing is required/ });
+  await t.rejects(call('actor', 'generate', { ...genMeta, temprature: 1 }, {}), { message: /actor.generate: meta.temprature is not a setting of this method/ });
+  await t.rejects(call('reward', 'score', {}, seq), { message: /reward.score: meta.promptLength is required/ });
+  await t.rejects(call('actor', 'save', { dir: join(runDir, 'x') }), { message: /actor.save: meta.optimizer is required/ });
   await t.rejects(call('critic', 'values', {}, { ids: seq.ids, mask: f32(new Float32Array(B * T), [B, T]) }), { message: /values: tensor 'mask' must be i32/ });
   await rt.shutdown();
   t.same(processesMentioning(runDir), [], 'no role outlives the run');

@@ -172,7 +172,9 @@ t.test('placement plan per step', async (t) => {
   t.same(rolesForStep(config, 'ppo'), ['actor', 'critic', 'reference', 'reward']);
   const sft = placementPlan(config, 'sft');
   t.same(Object.keys(sft), ['actor']);
-  t.match(sft.actor, { replicas: 2, devices: ['cuda:0', 'cuda:1'], module: 'actors/actor.js', args: { step: 'sft', model: 'm/sft', training: { lr: 1e-3 } } });
+  t.match(sft.actor, { replicas: 2, devices: ['cuda:0', 'cuda:1'], module: 'actors/actor.js', args: { model: 'm/sft', seed: config.seed, training: { lr: 1e-3, dropout: config.sft.dropout, lora: { dim: 0 } } } });
+  t.same(Object.keys(sft.actor!.args!).sort(), ['ema', 'model', 'seed', 'training'], 'start-up args build the model; per-call knobs are not among them');
+  t.same(Object.keys(sft.actor!.args!.training as object).sort(), ['dropout', 'gradientCheckpointing', 'lora', 'lr']);
   const ppo = placementPlan(config, 'ppo');
   t.match(ppo.actor!.args, { training: { lr: 1e-5 } }, 'PPO uses actor.lr, SFT uses sft.lr');
   t.equal(ppo.reference!.args!.model, 'm/sft', 'reference starts from the actor model');

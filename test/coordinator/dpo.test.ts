@@ -216,6 +216,7 @@ t.test('config: dpo is its own step after sft, exclusive with rm and ppo; it run
   const plan = placementPlan(c, 'dpo');
   t.same(Object.keys(plan).sort(), ['actor', 'reference'], 'the dpo step starts the actor and the reference only');
   t.equal(plan.reference.args!.model, '/models/sft', 'the reference starts from the actor\'s model (the SFT output)');
-  t.match(plan.actor.args, { beta: 0.1, labelSmoothing: 0, training: { lr: 2e-4, schedule: 'constant' } }, 'the actor trains with the dpo optimiser settings');
+  t.match(plan.actor.args, { training: { lr: 2e-4 } }, 'the actor\'s LoRA scales against the dpo peak lr');
+  t.notOk('beta' in plan.actor.args! || 'schedule' in (plan.actor.args!.training as object), 'DPO beta and the schedule travel per call, not at start-up');
   t.end();
 });

@@ -192,9 +192,25 @@ t.test('ppo: drops answers of <= 1 token, trims, sends role-layout tensors, trai
     }
   }
   // Old logprobs go back exactly as the actor gave them on the answer columns.
-  const old = tp[0].tensors.old_logprobs.data as Float32Array;
-  for (let col = P - 1; col < T - 1; col++) t.ok(Math.abs(old[col] - (-1 - 0.01 * col)) < 1e-6 || old[col] === 0);
-  t.ok(tp.every((x) => x.meta.lr === 1e-4 * (1 - 0 / 6) || typeof x.meta.lr === 'number'));
+  // Old log-probs: exactly the actor's where the action mask is 1 (the fake's -1 - 0.01 col), zero over the
+  // prompt; after a row's end they are the actor's values at its padding, which the action mask leaves out.
+  for (const call of tp) {
+    const old = call.tensors.old_logprobs.data as Float32Array;
+    const mask = call.tensors.action_mask.data as Float32Array;
+    let actions = 0;
+    for (let i = 0; i < old.length; i++) {
+      const col = i % (T - 1);
+      if (mask[i] === 1) {
+        actions++;
+        t.equal(old[i], Math.fround(-1 - 0.01 * col), `old log-prob at col ${col} is the actor's`);
+      } else if (col < P - 1) t.equal(old[i], 0, `old log-prob at prompt col ${col} is zero`);
+    }
+    t.ok(actions > 0, 'each micro-batch has actions');
+  }
+  // The linear schedule over the phase's 2 updates (2 micro-batches x 1 step): each replica of update k gets lrAt(k).
+  const lrs = [0, 0, 1, 1].map((k) => lrAt(k, { lr: 1e-4, schedule: 'linear', warmup: 0, total: 2 }));
+  t.ok(lrs[2] < lrs[0], 'the schedule decays');
+  t.same(tp.map((x) => x.meta.lr), lrs, 'train_ppo lr follows the schedule exactly');
   t.ok(existsSync(join(dir, 'ppo', 'actor', 'config.json')) && existsSync(join(dir, 'ppo', 'critic', 'config.json')), 'final models saved');
 });
 

@@ -1,8 +1,11 @@
 // In-process roles that follow docs/roles.md in shapes and record every call,
 // for driving the coordinator without models. Their numbers are simple
-// functions of their inputs, so tests can predict them.
+// functions of their inputs, so tests can predict them. Every call's meta is
+// checked as the real roles check it (src/roles/methods.ts), so a driver that
+// leaves out a per-call setting fails here too.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readMeta, roleMethods, type RoleName } from '../../src/roles/methods.js';
 import { inProcessRoles, wireTensor, type Request, type RoleSetup, type Roles, type WireTensor } from '../../src/runtime/index.js';
 
 export const EOS = 2;
@@ -42,6 +45,7 @@ export function fakeRoles(opts: FakeOptions = {}): { roles: Roles; calls: Call[]
   let sftLoss = 3;
   const setup = (role: string, replica: number, methods: Record<string, (req: Request) => unknown>): RoleSetup => ({
     methods: Object.fromEntries(Object.entries(methods).map(([name, fn]) => [name, async (req: Request) => {
+      if (name in roleMethods[role as RoleName]) readMeta(role as RoleName, name as never, req.meta);
       calls.push({ role, replica, method: name, meta: req.meta as Record<string, unknown>, shapes: shapes(req), tensors: req.tensors });
       return fn(req) as never;
     }])),
@@ -61,16 +65,13 @@ export function fakeRoles(opts: FakeOptions = {}): { roles: Roles; calls: Call[]
       const N = req.meta.maxNewTokens as number;
       const pids = req.tensors.prompt_ids.data as Int32Array;
       const ids = new Int32Array(B * (P + N)).fill(PAD);
-      const mask = new Int32Array(B * (P + N));
       for (let b = 0; b < B; b++) {
         ids.set(pids.subarray(b * P, (b + 1) * P), b * (P + N));
-        mask.set((req.tensors.prompt_mask.data as Int32Array).subarray(b * P, (b + 1) * P), b * (P + N));
         const n = Math.min(N, answerLen(pids[(b + 1) * P - 1]));
         for (let j = 0; j < n; j++) ids[b * (P + N) + P + j] = ANSWER_BASE + j;
         if (n < N) ids[b * (P + N) + P + n] = EOS;
-        mask.fill(1, b * (P + N) + P, b * (P + N) + P + Math.min(N, n + 1));
       }
-      return { tensors: { ids: wireTensor('i32', [B, P + N], ids), mask: wireTensor('i32', [B, P + N], mask) } };
+      return { tensors: { ids: wireTensor('i32', [B, P + N], ids) } };
     },
     logprobs: lp(0),
     train_sft(req: Request) {

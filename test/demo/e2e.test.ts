@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findConfigFile, loadConfig, readConfigFile } from '../../src/config/load.js';
-import { ciDemoOptions, ciStepFlags } from '../../src/demo/options.js';
+import { ciDemoOptions, ciStepFlags } from './ci-options.js';
 import { runDemoWith } from '../../src/demo/run.js';
 import { readSummary } from '../../src/report/summary.js';
 

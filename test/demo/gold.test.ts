@@ -1,5 +1,10 @@
 import t from 'tap';
-import { goldScore, repetitionRate, summariseAnswers } from '../../src/demo/gold.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { goldScore, goldSummary, repetitionRate, summariseAnswers } from '../../src/demo/gold.js';
+import { writeReport } from '../../src/report/report.js';
+import { writeSummary } from '../../src/report/summary.js';
 
 // Expected values are AFINN-165 valences read from the sentiment package's
 // labels.json: good +3, happy +3, love +3, bad -3, war -2.
@@ -39,4 +44,22 @@ t.test('summaries of a set of answers', async (t) => {
   t.equal(s.meanWords, (1 + 2 + 2 + 2) / 4);
   t.equal(s.meanRepeatedWords, (0 + 0.5 + 0 + 0) / 4);
   t.throws(() => summariseAnswers([]), /summariseAnswers: no answers/);
+});
+
+t.test('goldSummary writes the gold figures into a summary the report reads (the report scores nothing itself)', async (t) => {
+  const prompts = ['Human: Continue this: A Assistant:', 'Human: Continue this: B Assistant:', 'Human: Continue this: C Assistant:'];
+  const g = goldSummary(prompts, [' it rained.', ' bad news.', ' no change.'], [' a good day.', ' great and happy.', ' no change.'], 2);
+  t.equal(g.gold!.before!.meanScore, (0 - 3 - 1) / 3, "AFINN: bad -3, 'no' -1");
+  t.equal(g.gold!.after!.meanScore, (3 + 6 - 1) / 3);
+  t.same(g.samples, [
+    { prompt: prompts[0], before: ' it rained.', after: ' a good day.', gold_before: 0, gold_after: 3 },
+    { prompt: prompts[1], before: ' bad news.', after: ' great and happy.', gold_before: -3, gold_after: 6 },
+  ]);
+  t.throws(() => goldSummary(prompts, [], [], 1), /goldSummary: 3 prompts but 0 answers before and 0 after/);
+  const dir = mkdtempSync(join(tmpdir(), 'quartet-gold-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeSummary(join(dir, 'summary.json'), { ...g, rm: { accuracy: 0.8 } });
+  const r = writeReport(dir);
+  t.same(r.problems.filter((p) => p.includes('summary')), []);
+  t.match(readFileSync(r.html, 'utf8'), /Gold score per answer \(AFINN, mean\)<\/th><td>-1\.33<\/td><td>2\.67<\/td><td class="change">\+4\.00<\/td>/);
 });

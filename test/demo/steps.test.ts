@@ -3,7 +3,8 @@
 import t from 'tap';
 import { corpusRows } from '../../src/demo/pretrain.js';
 import { answerKl } from '../../src/demo/evaluate.js';
-import { checkDemoOptions, ciDemoOptions, demoDefaults } from '../../src/demo/options.js';
+import { checkDemoOptions, demoDefaults } from '../../src/demo/options.js';
+import { ciDemoOptions } from './ci-options.js';
 import { freeRunDir } from '../../src/demo/run.js';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

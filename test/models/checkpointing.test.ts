@@ -10,7 +10,7 @@ import t from 'tap';
 import { loadModel } from '../../src/models/checkpoint.js';
 import { addLora } from '../../src/models/lora.js';
 import type { Transformer } from '../../src/models/transformer.js';
-import { engineOptions } from '../../src/training/options.js';
+import { engineOptions } from '../../actors/startup.js';
 import { Rng, allocator, fromI32, maskedMean, neg, tensor, tidy, zeroGrad } from '../../src/tensor/index.js';
 import { variantDir } from './fixtures.js';
 
@@ -92,8 +92,9 @@ t.test('only a training forward goes through checkpoint nodes', (t) => {
 
 t.test('actor.gradientCheckpointing reaches the engine options', (t) => {
   const dir = variantDir('gpt2');
-  t.equal(engineOptions('actor', { model: dir, training: { gradientCheckpointing: true } }).gradientCheckpointing, true);
-  t.equal(engineOptions('actor', { model: dir }).gradientCheckpointing, undefined, 'absent when off');
-  t.throws(() => engineOptions('critic', { model: dir, training: { gradientCheckpointing: 'yes' } }), /critic: args.training.gradientCheckpointing must be true or false/);
+  const training = { lr: 1e-3, dropout: false, lora: { dim: 0 } };
+  t.equal(engineOptions('actor', { model: dir, seed: 1, training: { ...training, gradientCheckpointing: true } }).gradientCheckpointing, true);
+  t.equal(engineOptions('actor', { model: dir, seed: 1, training: { ...training, gradientCheckpointing: false } }).gradientCheckpointing, undefined, 'absent when off');
+  t.throws(() => engineOptions('critic', { model: dir, seed: 1, training: { ...training, gradientCheckpointing: 'yes' } }), /critic: args.training.gradientCheckpointing must be true or false/);
   t.end();
 });

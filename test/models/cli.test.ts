@@ -26,9 +26,9 @@ t.test('init-model then generate --json', async (t) => {
     const { stdout } = await quartet('generate', '--model', out, '--prompt-ids', '5,6,7', '--max-new-tokens', '4', '--no-eos', '--json');
     const res = JSON.parse(stdout) as { choices: { token_ids: number[]; logprobs: { token_logprobs: number[] } }[] };
     const model = loadModel(out);
-    const r = generate(model, Int32Array.from([5, 6, 7]), null, 1, 3, { maxNewTokens: 4, eosTokenId: null });
+    const r = generate(model, Int32Array.from([5, 6, 7]), null, 1, 3, { maxNewTokens: 4, eosTokenId: null, logprobs: true });
     t.same(res.choices[0].token_ids, Array.from(r.sequences.subarray(3)), `${family}: CLI ids equal the library's`);
-    t.same(res.choices[0].logprobs.token_logprobs, Array.from(r.logprobs), `${family}: CLI log-probs equal the library's`);
+    t.same(res.choices[0].logprobs.token_logprobs, Array.from(r.logprobs!), `${family}: CLI log-probs equal the library's`);
     model.dispose();
   }
   const text = await quartet('generate', '--model', join(dir, 'gpt2'), '--prompt', 'Hello there', '--prompt', 'A', '--max-new-tokens', '3');

@@ -34,7 +34,7 @@ export function loadExpected(name: string): Expected {
   const dir = variantDir(name);
   const meta = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Omit<Expected, 'arrays'>;
   if (meta.version !== FIXTURE_VERSION) {
-    throw new Error(`fixture ${dir} is version ${meta.version}, the tests expect ${FIXTURE_VERSION}: run /work/venv/bin/python scripts/fixtures/models.py`);
+    throw new Error(`fixture ${dir} is version ${meta.version}, the tests expect ${FIXTURE_VERSION}: run .venv/bin/python scripts/fixtures/models.py from the repository root (after npm run bench -- setup --fixtures)`);
   }
   const f = SafetensorsFile.open(join(dir, 'expected.safetensors'));
   const arrays = new Map<string, { shape: number[]; data: Float32Array }>();

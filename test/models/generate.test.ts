@@ -20,13 +20,13 @@ t.test('seeded sampling is reproducible; top-k 1 equals greedy', (t) => {
   const c = generate(model, prompt, mask, B, T, { maxNewTokens: 8, temperature: 1.5, topP: 0.9, seed: 8, eosTokenId: null });
   t.same(Array.from(a.sequences), Array.from(b.sequences), 'same seed, same tokens');
   t.not(Array.from(a.sequences).join(), Array.from(c.sequences).join(), 'another seed, other tokens');
-  const greedy = generate(model, prompt, mask, B, T, { maxNewTokens: 8, eosTokenId: null });
-  const k1 = generate(model, prompt, mask, B, T, { maxNewTokens: 8, topK: 1, temperature: 3, seed: 3, eosTokenId: null });
+  const greedy = generate(model, prompt, mask, B, T, { maxNewTokens: 8, eosTokenId: null, logprobs: true });
+  const k1 = generate(model, prompt, mask, B, T, { maxNewTokens: 8, topK: 1, temperature: 3, seed: 3, eosTokenId: null, logprobs: true });
   t.same(Array.from(k1.sequences), Array.from(greedy.sequences));
   // A tiny top-p keeps only the most likely token too.
   const p = generate(model, prompt, mask, B, T, { maxNewTokens: 8, topP: 1e-6, seed: 3, eosTokenId: null });
   t.same(Array.from(p.sequences), Array.from(greedy.sequences));
-  t.same(Array.from(k1.logprobs), Array.from(greedy.logprobs), 'log-probs are of the model, not of the filtered distribution');
+  t.same(Array.from(k1.logprobs!), Array.from(greedy.logprobs!), 'log-probs are of the model, not of the filtered distribution');
   t.end();
 });
 
@@ -34,14 +34,14 @@ t.test('EOS stops a row; later tokens are pads with mask 0; all rows stopped end
   const greedy = generate(model, prompt, mask, B, T, { maxNewTokens: 6, eosTokenId: null });
   // Row 0's first greedy token becomes "EOS": row 0 stops at once.
   const eos = greedy.sequences[T];
-  const r = generate(model, prompt, mask, B, T, { maxNewTokens: 6, eosTokenId: eos, padTokenId: 0 });
+  const r = generate(model, prompt, mask, B, T, { maxNewTokens: 6, eosTokenId: eos, padTokenId: 0, logprobs: true });
   const W = r.T;
   t.equal(r.sequences[T], eos);
   t.equal(r.mask[T], 1, 'the EOS token itself is real');
   for (let s = 1; s < r.newTokens; s++) {
     t.equal(r.sequences[T + s], 0, `row 0 token ${s} is a pad`);
     t.equal(r.mask[T + s], 0);
-    t.equal(r.logprobs[s], 0);
+    t.equal(r.logprobs![s], 0);
   }
   // Rows that did not meet EOS continue as greedy did, until they meet it.
   for (let b = 1; b < B; b++) {
@@ -68,10 +68,11 @@ t.test('onToken gets each step\'s token of every row; false stops every row afte
   for (let s = 0; s < 6; s++) {
     t.same(seen[s].slice(1), Array.from({ length: B }, (_, b) => full.sequences[b * full.T + T + s]), `step ${s}: the new token of every row`);
   }
-  const cut = generate(model, prompt, mask, B, T, { maxNewTokens: 6, eosTokenId: null, onToken: (step) => step < 2 });
+  const cut = generate(model, prompt, mask, B, T, { maxNewTokens: 6, eosTokenId: null, onToken: (step) => step < 2, logprobs: true });
   t.equal(cut.newTokens, 3, 'false at step 2 keeps that step\'s token and stops');
   t.equal(cut.T, T + 3);
-  t.equal(cut.logprobs.length, B * 3);
+  t.equal(cut.logprobs!.length, B * 3);
+  t.equal(full.logprobs, null, 'no log-probs unless asked for');
   for (let b = 0; b < B; b++) {
     t.same(Array.from(cut.sequences.subarray(b * cut.T, (b + 1) * cut.T)), Array.from(full.sequences.subarray(b * full.T, b * full.T + T + 3)), `row ${b} is the full run's prefix`);
   }

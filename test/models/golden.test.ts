@@ -78,9 +78,9 @@ for (const v of VARIANTS) {
     ];
     for (const [what, prompt, mask, want, lpName] of cases) {
       for (const useCache of [true, false]) {
-        const r = generate(model, flat(prompt), mask ? flat(mask) : null, B, T, { maxNewTokens: n, eosTokenId: null, padTokenId: e.pad_id, useCache });
+        const r = generate(model, flat(prompt), mask ? flat(mask) : null, B, T, { maxNewTokens: n, eosTokenId: null, padTokenId: e.pad_id, useCache, logprobs: true });
         t.same(Array.from(r.sequences), want.flat(), `${what} greedy ids equal transformers' generate() (${useCache ? 'KV cache' : 'no cache'})`);
-        const d = maxDiff(r.logprobs, e.arrays.get(lpName)!.data);
+        const d = maxDiff(r.logprobs!, e.arrays.get(lpName)!.data);
         t.ok(d.max <= LOGITS_TOL, `${what} generated log-probs max abs diff ${d.max.toExponential(2)} (${useCache ? 'KV cache' : 'no cache'})`);
       }
     }

@@ -6,9 +6,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, saveModel } from '../../src/models/checkpoint.js';
-import { addLora, loraParameters, mergeLora } from '../../src/models/lora.js';
+import { addLora, loraParameters, mergedParams } from '../../src/models/lora.js';
+import type { Transformer } from '../../src/models/transformer.js';
 import { fromI32, mean, neg, noGrad, tidy } from '../../src/tensor/index.js';
 import { maxDiff, variantDir } from './fixtures.js';
+
+/** Folds every adapter into its base weight in place and drops the adapters (what a save does to the written copy). */
+function mergeLora(model: Transformer): void {
+  const merged = mergedParams(model);
+  for (const name of [...model.lora.keys()]) {
+    model.p(`${name}.w`).f32.set(merged.get(`${name}.w`)!.data);
+    model.lora.get(name)!.dispose();
+    model.lora.delete(name);
+  }
+}
 
 const ids = fromI32(Int32Array.from({ length: 2 * 9 }, (_, i) => 3 + ((i * 37) % 120)), [2, 9]);
 const logitsOf = (m: ReturnType<typeof loadModel>) => noGrad(() => Float32Array.from(m.forward(ids).f32));

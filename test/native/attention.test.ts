@@ -111,7 +111,7 @@ const GRAD: Tol = { rtol: 1e-4, atol: 1e-5 };
 const ROPE: Tol = { rtol: 1e-5, atol: 1e-6 };
 
 t.equal(meta.version, FIXTURE_VERSION,
-  'attention fixtures are of the expected version (regenerate with /work/venv/bin/python scripts/fixtures/attention.py)');
+  'attention fixtures are of the expected version (regenerate from the repository root with .venv/bin/python scripts/fixtures/attention.py, after npm run bench -- setup)');
 
 t.test('attention matches PyTorch (outputs, lse, gradients)', async (t) => {
   for (const c of meta.cases) {

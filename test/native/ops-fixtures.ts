@@ -35,7 +35,7 @@ export function loadOpCases(): OpCase[] {
   const meta = JSON.parse(readFileSync(join(dir, 'ops.json'), 'utf8')) as { version: number; cases: RawCase[] };
   if (meta.version !== OPS_FIXTURE_VERSION) {
     throw new Error(`test/fixtures/ops/ops.json is version ${meta.version}, the test reads ` +
-      `${OPS_FIXTURE_VERSION}: regenerate with /work/venv/bin/python scripts/fixtures/ops.py`);
+      `${OPS_FIXTURE_VERSION}: regenerate from the repository root with .venv/bin/python scripts/fixtures/ops.py (after npm run bench -- setup)`);
   }
   const bin = readFileSync(join(dir, 'ops.bin'));
   const bytes = new Uint8Array(bin.buffer, bin.byteOffset, bin.byteLength);

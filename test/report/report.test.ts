@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../../src/util/paths.js';
 import { writeReport, meanStepTime } from '../../src/report/report.js';
 import { parseMetrics, seriesOf } from '../../src/report/metrics.js';
-import { goldSummary, parseSummary, writeSummary } from '../../src/report/summary.js';
+import { parseSummary } from '../../src/report/summary.js';
 
 const fixture = join(repoRoot, 'test/fixtures/demo/report-run');
 
@@ -71,8 +71,9 @@ t.test('report.html and report.svg from the fixture run', async (t) => {
   t.match(html, /<th>Seed<\/th><td colspan="3">1</, 'other summary fields are listed');
   t.match(html, /<th>Kl eval<\/th><td>0\.00<\/td><td>7\.80<\/td><td class="change">\+7\.80<\/td>/, 'a {before, after} field joins the before/after rows');
   t.match(html, /<th>Pretrain<\/th><td colspan="3">steps 900, final loss 4\.690, cached no</, 'an object is written out in words, not JSON');
-  // samples, escaped, with gold scores computed where the run gave none (great +3, happy +3)
-  t.match(html, /it was a great and happy day for the city\.<span class="gold">gold 6<\/span>/);
+  // samples, escaped; a gold score only where the run recorded one (the report scores nothing)
+  t.match(html, /it was a great and happy day for the city\.<\/td>/);
+  t.notMatch(html, /city\.<span class="gold">/, 'no gold score the run did not record');
   t.match(html, /&lt;b&gt;She&lt;\/b&gt;/, 'text is escaped');
   t.match(html, /metrics\.jsonl:12: not valid JSON/, 'problems are shown on the page');
   const svg = readFileSync(r.svg, 'utf8');
@@ -97,19 +98,3 @@ t.test('a run with no metrics or summary still gets a report', async (t) => {
   t.match(readFileSync(broken.html, 'utf8'), /<li>\.\.\. and 31 more<\/li>/, 'the page lists the first 50');
 });
 
-t.test('goldSummary and writeSummary make a summary the report reads', async (t) => {
-  const prompts = ['Human: Continue this: A Assistant:', 'Human: Continue this: B Assistant:', 'Human: Continue this: C Assistant:'];
-  const g = goldSummary(prompts, [' it rained.', ' bad news.', ' no change.'], [' a good day.', ' great and happy.', ' no change.'], 2);
-  t.equal(g.gold!.before!.meanScore, (0 - 3 - 1) / 3, "AFINN: bad -3, 'no' -1");
-  t.equal(g.gold!.after!.meanScore, (3 + 6 - 1) / 3);
-  t.same(g.samples, [
-    { prompt: prompts[0], before: ' it rained.', after: ' a good day.', gold_before: 0, gold_after: 3 },
-    { prompt: prompts[1], before: ' bad news.', after: ' great and happy.', gold_before: -3, gold_after: 6 },
-  ]);
-  t.throws(() => goldSummary(prompts, [], [], 1), /goldSummary: 3 prompts but 0 answers before and 0 after/);
-  const dir = runDir(t);
-  writeSummary(join(dir, 'summary.json'), { ...g, rm: { accuracy: 0.8 } });
-  const r = writeReport(dir);
-  t.same(r.problems.filter((p) => p.includes('summary')), []);
-  t.match(readFileSync(r.html, 'utf8'), /Gold score per answer \(AFINN, mean\)<\/th><td>-1\.33<\/td><td>2\.67<\/td><td class="change">\+4\.00<\/td>/);
-});

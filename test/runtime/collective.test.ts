@@ -12,12 +12,12 @@ import { loadModel } from '../../src/models/checkpoint.js';
 import { initModelFolder } from '../../src/models/init.js';
 import { type CollectiveSpec, openCollective, parseCollectiveSpec, Relay, withCollectives } from '../../src/runtime/collective.js';
 import { createServer } from 'node:net';
-import { Coordinator } from '../../src/runtime/coordinator.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 import { allowClients, forgetClients, generateRunKeys, readNodeKeys } from '../../src/runtime/curve.js';
 import { runNode } from '../../src/runtime/remote-agent.js';
 import { planPlacement } from '../../src/runtime/placement.js';
 import { Rng } from '../../src/tensor/index.js';
-import { engineOptions } from '../../src/training/options.js';
+import { engineOptions } from '../../actors/startup.js';
 import { PolicyEngine } from '../../src/training/policy.js';
 import { distPath } from '../../src/util/paths.js';
 import { processesMentioning, tempRunDir } from './helpers.js';
@@ -199,7 +199,7 @@ for (const across of [false, true]) t.test(`two actor processes stepping on diff
   initModelFolder(modelDir, { modelType: 'gpt2', layers: 2, hidden: 32, heads: 4, vocab: 300, maxPositions: 64, seed: 5 });
   const args = { model: modelDir, seed: 3 };
   // The second machine is a node agent in this process joining over loopback tcp + CURVE (node.test.ts runs one in a network namespace).
-  const rt = await Coordinator.open({ runDir, ...(across && { listen: 'tcp://127.0.0.1:*' }) });
+  const rt = await Runtime.open({ runDir, ...(across && { listen: 'tcp://127.0.0.1:*' }) });
   t.teardown(() => rt.shutdown());
   const node = across ? runNode({ coordinator: rt.tcpEndpoint!, keys: readNodeKeys(rt.nodeKeysFile!), name: 'other', log: () => {} }) : null;
   await rt.start({ actor: { replicas: 2, devices: ['cpu:0', 'cpu:1'], module: 'actors/actor.js', args, ...(across && { node: ['local', 'other'] }) } });
@@ -224,7 +224,7 @@ for (const across of [false, true]) t.test(`two actor processes stepping on diff
     t.ok(want.gradNorm > step.gradClip, `step ${k}: the step was clipped`);
   }
 
-  await Promise.all([0, 1].map((i) => rt.role('actor', i).call('save', { meta: { dir: join(runDir, `replica-${i}`) } })));
+  await Promise.all([0, 1].map((i) => rt.role('actor', i).call('save', { meta: { dir: join(runDir, `replica-${i}`), optimizer: false } })));
   const bytes = (i: number) => readFileSync(join(runDir, `replica-${i}`, 'model.safetensors'));
   t.ok(bytes(0).equals(bytes(1)), 'the two replicas saved byte-identical weights');
   const saved = loadModel(join(runDir, 'replica-0'));

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { Coordinator } from '../../src/runtime/coordinator.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 import { generateRunKeys, writeNodeKeys } from '../../src/runtime/curve.js';
 import { distPath, repoRoot } from '../../src/util/paths.js';
 import { alive, cpusAllowed, processesMentioning, tempRunDir, waitFor } from './helpers.js';
@@ -60,7 +60,7 @@ t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
   t.teardown(() => net.cleanup());
   t.comment(`second machine: ${net.label}`);
   const runDir = tempRunDir(t);
-  const rt = await Coordinator.open({ runDir, listen: `tcp://${net.coordinatorHost}:*`, heartbeatMs: 100, peerTimeoutMs: 5000 });
+  const rt = await Runtime.open({ runDir, listen: `tcp://${net.coordinatorHost}:*`, heartbeatMs: 100, peerTimeoutMs: 5000 });
   t.teardown(() => rt.shutdown());
   const endpoint = rt.tcpEndpoint!;
 
@@ -106,11 +106,11 @@ t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
     t.ok(Math.abs((py.tensors.scores.data as Float32Array)[0] - 2 / 3) < 1e-6, 'the Python role answers over tcp + CURVE');
   } else t.comment('no Python role over tcp: /usr/bin/python3 lacks zmq or msgpack');
 
-  // Supervision works through the agent: kill -9 the remote role mid-request.
-  const call = rt.role('reward', 0).call('sleep', { meta: { ms: 20_000 } });
+  // Supervision works through the agent: kill -9 the remote role mid-request, and the call goes again.
+  const call = rt.role('reward', 0).call('sleep', { meta: { ms: 1500 } });
   await new Promise((res) => setTimeout(res, 200));
   process.kill(pid, 'SIGKILL');
-  await t.rejects(call, { code: 'role_died', retriable: true });
+  t.same((await call).meta, { slept: 1500 }, 'the call is answered by the restarted process');
   t.not((await rt.role('reward', 0).call('ping')).meta.pid, pid, 'restarted on the remote node');
   const log = readFileSync(join(runDir, 'logs', 'reward-0.log'), 'utf8');
   t.match(log, /started reward\/0 on remote/, 'the remote role has its log on the coordinator');
@@ -166,6 +166,6 @@ t.test('a node agent still waiting to join stops at once on SIGTERM', async (t) 
   await new Promise((res) => setTimeout(res, 800));
   t.equal(agent.exitCode, null, 'still waiting for a coordinator');
   agent.kill('SIGTERM');
-  await waitFor('the agent to exit after SIGTERM', () => agent.exitCode !== null, 3000);
+  await waitFor('the agent to exit after SIGTERM', () => agent.exitCode !== null, 10_000);
   t.equal(agent.exitCode, 0);
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import t from 'tap';
 import * as zmq from 'zeromq';
-import { Coordinator, startRuntime } from '../../src/runtime/coordinator.js';
+import { Runtime, startRuntime } from '../../src/runtime/runtime.js';
 import { decode, encode, type Message } from '../../src/runtime/protocol.js';
 import { startupEnv } from '../../src/runtime/startup.js';
 import { distPath } from '../../src/util/paths.js';
@@ -29,7 +29,7 @@ async function recv(sock: zmq.Dealer, ms = 2000): Promise<Message | null> {
   }
 }
 
-function coordinatorLog(rt: Coordinator): string {
+function coordinatorLog(rt: Runtime): string {
   try {
     return readFileSync(join(rt.runDir, 'logs', 'coordinator.log'), 'utf8');
   } catch {
@@ -72,7 +72,7 @@ t.test('the coordinator refuses bad peers and keeps serving', async (t) => {
 
 t.test('tcp: peers without this run\'s CURVE key are refused', async (t) => {
   const runDir = tempRunDir(t);
-  const rt = await Coordinator.open({ runDir, listen: 'tcp://127.0.0.1:*', peerTimeoutMs: 10_000 });
+  const rt = await Runtime.open({ runDir, listen: 'tcp://127.0.0.1:*', peerTimeoutMs: 10_000 });
   t.teardown(() => rt.shutdown());
   await rt.start({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO } });
   const keys = JSON.parse(readFileSync(rt.nodeKeysFile!, 'utf8'));
@@ -146,4 +146,56 @@ t.test('a role refuses bad requests and keeps serving', async (t) => {
   await waitFor('the role to exit after bye', () => child.exitCode !== null, 3000);
   t.equal(child.exitCode, 0);
   t.notOk(alive(child.pid!));
+});
+
+t.test('protocol edges: a malformed reply fails its call at once; methods are own properties only; floods are logged with a count', async (t) => {
+  const runDir = tempRunDir(t);
+  const rt = await startRuntime({
+    bad: { replicas: 1, devices: ['cpu:0'], command: [process.execPath, distPath('test/fixtures/roles/bad-reply.js')] },
+    reward: { replicas: 1, devices: ['cpu:0'], module: ECHO },
+  }, { runDir, peerTimeoutMs: 10_000 });
+  t.teardown(() => rt.shutdown());
+  const t0 = Date.now();
+  await t.rejects(rt.role('bad', 0).call('anything'), { code: 'bad_message', message: /bad\/0\.anything: its reply was malformed: .*needs 16 bytes, frame has 15/ });
+  t.ok(Date.now() - t0 < 5000, `failed in ${Date.now() - t0} ms, not at the deadline`);
+
+  for (const m of ['constructor', 'toString', '__proto__', 'hasOwnProperty'])
+    await t.rejects(rt.role('reward', 0).call(m), { code: 'unknown_method' }, `'${m}' is not a method`);
+
+  const sock = new zmq.Dealer({ linger: 0 });
+  t.teardown(() => sock.close());
+  sock.connect(rt.ipcEndpoint);
+  for (let i = 0; i < 200; i++) await sock.send([Buffer.from([0xc1, i & 0xff])]);
+  t.equal((await rt.role('reward', 0).call('echo', { meta: { ok: 1 } })).meta.ok, 1, 'still serving');
+  await new Promise((r) => setTimeout(r, 300));
+  await rt.shutdown();
+  const refused = coordinatorLog(rt).split('\n').filter((l) => /refused a message from unknown peer/.test(l));
+  t.ok(refused.length <= 5, `${refused.length} lines for 200 refusals`);
+  t.match(coordinatorLog(rt), /and 19\d more refused messages from unidentified peers/, 'the rest are counted');
+});
+
+t.test('a role that cannot start exits with code 78: no restarts, its message shown', async (t) => {
+  const runDir = tempRunDir(t);
+  const t0 = Date.now();
+  await t.rejects(
+    startRuntime({ actor: { replicas: 1, devices: ['cpu:0'], module: ECHO, restart: { maxRestarts: 3 }, args: { failSetup: 'model.safetensors' } } }, { runDir }),
+    { code: 'run_failed', message: /role actor\/0 cannot start[^]*cannot read model\.safetensors: tensor 'h\.0\.w' overlaps 'h\.1\.w'/ },
+  );
+  t.ok(Date.now() - t0 < 15_000, `failed in ${Date.now() - t0} ms`);
+  t.equal(readFileSync(join(runDir, 'logs', 'actor-0.log'), 'utf8').match(/started actor\/0/g)?.length, 1, 'started once, never restarted');
+});
+
+t.test('a socket folder left by a killed coordinator is reused; an oversized message is dropped', async (t) => {
+  const runDir = tempRunDir(t);
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  mkdirSync(join(runDir, 'sock'));
+  writeFileSync(join(runDir, 'sock', 'c.sock'), 'stale');
+  const rt = await startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], module: ECHO } }, { runDir, maxMessageBytes: 64 * 1024 });
+  t.teardown(() => rt.shutdown());
+  const sock = new zmq.Dealer({ linger: 0 });
+  t.teardown(() => sock.close());
+  sock.connect(rt.ipcEndpoint);
+  await sock.send([packr.pack({ version: 1, kind: 'req', id: 9, method: 'x', sender: 'x', tensors: [{ name: 'a', dtype: 'u8', shape: [1 << 20] }] }), Buffer.alloc(1 << 20)]);
+  t.equal(await recv(sock, 500), null, 'a 1 MB message from an unknown peer is never read (the cap is 64 KB)');
+  t.equal((await rt.role('reward', 0).call('echo', { meta: { ok: 2 } })).meta.ok, 2, 'the role still serves');
 });

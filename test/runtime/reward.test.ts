@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import t from 'tap';
-import { startRuntime } from '../../src/runtime/coordinator.js';
+import { startRuntime } from '../../src/runtime/runtime.js';
 import { distPath, repoRoot } from '../../src/util/paths.js';
 import { processesMentioning, tempRunDir } from './helpers.js';
 

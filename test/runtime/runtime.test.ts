@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import t from 'tap';
-import { startRuntime } from '../../src/runtime/coordinator.js';
+import { startRuntime } from '../../src/runtime/runtime.js';
 import { inProcessRoles } from '../../src/runtime/handles.js';
 import type { PlanInput } from '../../src/runtime/placement.js';
 import { RuntimeError } from '../../src/runtime/protocol.js';

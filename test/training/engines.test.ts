@@ -12,7 +12,7 @@ import { generate } from '../../src/models/generate.js';
 import { initModelFolder } from '../../src/models/init.js';
 import { allocator, fromI32, noGrad, Rng } from '../../src/tensor/index.js';
 import type { Seqs } from '../../src/training/batch.js';
-import { engineOptions } from '../../src/training/options.js';
+import { engineOptions } from '../../actors/startup.js';
 import { PolicyEngine } from '../../src/training/policy.js';
 import { RewardEngine, pairSpans } from '../../src/training/reward.js';
 import { ValueEngine } from '../../src/training/value.js';
@@ -70,12 +70,12 @@ t.test('generate: left-padded prompts, greedy is repeatable, log-probs match gen
   t.same(Array.from(g.ids.subarray(0, 5)), Array.from(p.ids.subarray(0, 5)), 'the prompt comes first, as sent');
   const again = e.generate(p, { maxNewTokens: 4, temperature: 0, topK: 0, topP: 1, seed: 99 });
   t.same(Array.from(again.ids), Array.from(g.ids), 'greedy ignores the seed');
-  const ref = generate(e.model, p.ids, p.mask, 3, 5, { maxNewTokens: 4, doSample: false });
+  const ref = generate(e.model, p.ids, p.mask, 3, 5, { maxNewTokens: 4, doSample: false, logprobs: true });
   t.same(Array.from(ref.sequences), Array.from(g.ids), 'same tokens as the model\'s generate()');
   const lp = e.logprobs({ ids: g.ids, mask: g.mask, B: 3, T: 9 });
   t.equal(lp.length, 3 * 8);
   let worst = 0;
-  for (let b = 0; b < 3; b++) for (let s = 0; s < ref.newTokens; s++) worst = Math.max(worst, Math.abs(lp[b * 8 + 4 + s] - ref.logprobs[b * ref.newTokens + s]));
+  for (let b = 0; b < 3; b++) for (let s = 0; s < ref.newTokens; s++) worst = Math.max(worst, Math.abs(lp[b * 8 + 4 + s] - ref.logprobs![b * ref.newTokens + s]));
   t.ok(worst < 1e-4, `log-probs of the generated tokens equal those at generation time (max diff ${worst})`);
   const sampled = e.generate(p, { maxNewTokens: 4, temperature: 1, topK: 0, topP: 1, seed: 5 });
   const sampled2 = e.generate(p, { maxNewTokens: 4, temperature: 1, topK: 0, topP: 1, seed: 5 });
@@ -169,8 +169,8 @@ t.test('critic: values [B, T-1]; a value step lowers the clipped value loss', as
 });
 
 t.test('save + load into a fresh engine continues exactly (plain and LoRA); the folder loads as a model', async (t) => {
-  for (const lora of [null, { dim: 4, alpha: 2, moduleNames: ['attn'], lr: 1e-2 }]) {
-    const extra = lora ? { training: { lr: 1e-2, lora } } : {};
+  for (const lora of [null, { dim: 4, alpha: 2, moduleNames: ['attn'], onlyOptimizeLora: false, lr: 1e-2 }]) {
+    const extra = lora ? { training: { lr: 1e-2, dropout: false, gradientCheckpointing: false, lora } } : {};
     const p = prompts(2, 8, 5);
     const lm = Float32Array.from(p.mask);
     const a = PolicyEngine.load(opts(extra));
@@ -274,14 +274,14 @@ t.test('EMA of the actor: updated after each PPO step, saved on request, resumed
   const ema = e.ema!.params.get('h.0.qkv.w')!.data;
   t.ok(maxDiff(ema, before.map((b, i) => 0.75 * b + 0.25 * now[i])) < 1e-7, 'ema = beta * ema + (1 - beta) * weights');
   const dir = join(root, 'ema');
-  e.save(dir, false, true);
-  t.equal(maxDiff(loadModel(dir).p('h.0.qkv.w').f32, ema), 0, 'save with ema writes the average');
+  e.saveEma(dir);
+  t.equal(maxDiff(loadModel(dir).p('h.0.qkv.w').f32, ema), 0, 'saveEma writes the average');
   e.save(join(root, 'ema-resume'), true);
   const b = PolicyEngine.load(opts(), 0.75);
   b.load(join(root, 'ema-resume'), true);
   await train(e);
   await train(b);
   t.equal(maxDiff(b.ema!.params.get('h.0.qkv.w')!.data, e.ema!.params.get('h.0.qkv.w')!.data), 0, 'the average resumes exactly');
-  t.throws(() => PolicyEngine.load(opts()).save(dir, false, true), /keeps none/);
+  t.throws(() => PolicyEngine.load(opts()).saveEma(dir), /keeps no moving average/);
   t.end();
 });

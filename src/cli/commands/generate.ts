@@ -81,7 +81,7 @@ const command: Command = {
     const pad = tok?.padId ?? model.cfg.padTokenId ?? model.cfg.eosTokenIds[0] ?? 0;
     const batch = padBatch(rows, pad, { padding: 'left' });
     const r = generate(model, batch.ids, batch.mask, batch.B, batch.T, {
-      maxNewTokens, temperature, topK, topP, seed, padTokenId: pad,
+      maxNewTokens, temperature, topK, topP, seed, padTokenId: pad, logprobs: true,
       eosTokenId: values['no-eos'] ? null : tok?.eosId ?? undefined,
     });
     const eos = new Set(values['no-eos'] ? [] : tok?.eosId != null ? [tok.eosId] : model.cfg.eosTokenIds);
@@ -91,7 +91,7 @@ const command: Command = {
       for (let s = 0; s < r.newTokens; s++) {
         if (!r.mask[b * r.T + r.promptLength + s]) break;
         ids.push(r.sequences[b * r.T + r.promptLength + s]);
-        lps.push(r.logprobs[b * r.newTokens + s]);
+        lps.push(r.logprobs![b * r.newTokens + s]);
       }
       const stopped = ids.length > 0 && eos.has(ids[ids.length - 1]);
       return {

@@ -62,22 +62,10 @@ function resolve(argv: string[], step: StepName | null): LoadedConfig {
   return loaded;
 }
 
+/** The embedded demo (src/demo/run.ts), loaded only when it runs: it pulls in the corpus and the gold scorer. */
 async function runDemo(argv: string[]): Promise<number> {
-  // Loaded by name at run time: the demo is another part of the project (src/demo/run.ts, issue 6).
-  const spec = '../../demo/run.js';
-  let mod: { runDemo?: (argv: string[]) => Promise<number | void> };
-  try {
-    mod = await import(spec);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    mod = {};
-  }
-  if (typeof mod.runDemo !== 'function') {
-    console.error('quartet train: the embedded demo is not part of this build yet.\n' +
-      'Give a model and data instead: quartet train --actor-model DIR --reward-model DIR --data FILE (see quartet train --help).');
-    return 2;
-  }
-  return (await mod.runDemo(argv)) ?? 0;
+  const { runDemo: run } = await import('../../demo/run.js');
+  return run(argv);
 }
 
 function makeCommand(name: string, step: StepName | null, summary: string): Command {
@@ -97,12 +85,16 @@ function makeCommand(name: string, step: StepName | null, summary: string): Comm
       console.log(`quartet ${name}: configuration${files.length ? ` (from ${files.join(', ')} and the command line)` : ''}; '*' marks keys changed from the defaults`);
       console.log(formatConfig(config));
       let stopping = false;
-      const onSigint = () => {
-        if (stopping) process.exit(130);
+      let code = 130;
+      // Ctrl-C, or SIGTERM as a scheduler sends before preemption: finish the step, checkpoint every role, exit.
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (stopping) process.exit(code);
         stopping = true;
-        console.error(`\nquartet ${name}: stopping after the current step (Ctrl-C again to quit now)`);
+        code = signal === 'SIGTERM' ? 143 : 130;
+        console.error(`\nquartet ${name}: ${signal}: stopping after the current step with a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to quit now)`);
       };
-      process.on('SIGINT', onSigint);
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       try {
         const r = await train(config, { log: (line) => console.log(line), shouldStop: () => stopping });
         const parts: string[] = [];
@@ -113,9 +105,10 @@ function makeCommand(name: string, step: StepName | null, summary: string): Comm
         if (r.skipped.length) parts.push(`skipped (done earlier): ${r.skipped.join(', ')}`);
         const how = stopping ? `stopped in ${r.runDir}; continue with: quartet ${name} --output-dir ${r.runDir} --resume` : `done in ${r.runDir}`;
         console.log(`quartet ${name}: ${how}${parts.length ? `\n  ${parts.join('\n  ')}` : ''}`);
-        return stopping ? 130 : 0;
+        return stopping ? code : 0;
       } finally {
-        process.off('SIGINT', onSigint);
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
       }
     },
   };

@@ -13,7 +13,7 @@
 //   wte [V, E]  wpe [P, C]  proj_in [C, E]  proj_out [E, C]  lm_head [V, E]
 //   h.{i}.ln1.w/.b  h.{i}.qkv.w [(NH + 2 NKV) HS, C] /.b  h.{i}.o.w [C, NH HS] /.b
 //   h.{i}.ln2.w/.b  h.{i}.up.w [I or 2I, C] /.b  h.{i}.down.w [C, I] /.b  ln_f.w/.b
-import { native } from '../../native.js';
+import { permuteBuffer } from '../../tensor/index.js';
 import type { ModelConfig } from '../config.js';
 import type { NamedArray } from '../safetensors.js';
 
@@ -52,7 +52,7 @@ export function numel(shape: readonly number[]): number {
 
 function transpose(data: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(data.length);
-  native.permute(out, data, [rows, cols], [1, 0]);
+  permuteBuffer(out, data, [rows, cols], [1, 0]);
   return out;
 }
 
@@ -71,7 +71,7 @@ export function fromHf(spec: ParamSpec, read: (name: string, shape: number[]) =>
     const nh = spec.headInterleaved;
     const rest = out.length / (3 * nh);
     const fused = new Float32Array(out.length);
-    native.permute(fused, out, [nh, 3, rest], [1, 0, 2]);
+    permuteBuffer(fused, out, [nh, 3, rest], [1, 0, 2]);
     return fused;
   }
   return out;
@@ -84,7 +84,7 @@ export function toHf(spec: ParamSpec, data: Float32Array): NamedArray[] {
     const nh = spec.headInterleaved;
     const rest = data.length / (3 * nh);
     src = new Float32Array(data.length);
-    native.permute(src, data, [3, nh, rest], [1, 0, 2]);
+    permuteBuffer(src, data, [3, nh, rest], [1, 0, 2]);
   }
   const out: NamedArray[] = [];
   let at = 0;
