@@ -19,7 +19,6 @@
 // generation seeds derive from (seed, step), so a resumed run samples what
 // the uninterrupted one would have. ppo.overlap runs the overlap schedule
 // (see runOverlapped).
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/defaults.js';
 import { BatchIterator, ppoBatch, type IteratorState } from '../data/batches.js';
@@ -33,6 +32,8 @@ import { toAnswerLayout, trimGenerated, type Experience, type Trimmed } from './
 import { formatFigures, mean, type Figures } from './metrics.js';
 import { answerLengths, answersToKeep, computeRewards, klStats } from './ppo-math.js';
 import { copyTokenizerFiles, pruneCheckpoints, writeJsonAtomic } from './run-dir.js';
+import { saveOn } from './step-checkpoints.js';
+import { makeDirs } from '../util/disk.js';
 import type { MetaOf } from '../roles/methods.js';
 
 export interface PpoData {
@@ -414,9 +415,10 @@ export class PpoDriver {
   /** Saves both trained models with their optimizer state and the run position into <checkpoints>/step-N. */
   async checkpoint(): Promise<string> {
     const dir = join(this.out.checkpoints, `step-${this.state.step}`);
-    mkdirSync(dir, { recursive: true });
-    const saves: Promise<CallResult>[] = [this.roles.role('actor', 0).call('save', { meta: { dir: join(dir, 'actor'), optimizer: true } })];
-    if (!this.grouped) saves.push(this.roles.role('critic', 0).call('save', { meta: { dir: join(dir, 'critic'), optimizer: true } }));
+    // Errors name the role, the path and the real errno (ENOSPC, EROFS), never a bare stack.
+    makeDirs(dir, 'ppo checkpoint');
+    const saves = [saveOn(this.roles, 'actor', join(dir, 'actor'), true)];
+    if (!this.grouped) saves.push(saveOn(this.roles, 'critic', join(dir, 'critic'), true));
     await Promise.all(saves);
     // Written last: a checkpoint folder without it is incomplete and is never resumed from.
     writeJsonAtomic(join(dir, PPO_STATE_FILE), this.state);
@@ -427,8 +429,8 @@ export class PpoDriver {
   }
 
   private async saveFinal(): Promise<void> {
-    const saves: Promise<CallResult>[] = [this.roles.role('actor', 0).call('save', { meta: { dir: this.out.actor, optimizer: false } })];
-    if (!this.grouped) saves.push(this.roles.role('critic', 0).call('save', { meta: { dir: this.out.critic, optimizer: false } }));
+    const saves = [saveOn(this.roles, 'actor', this.out.actor, false)];
+    if (!this.grouped) saves.push(saveOn(this.roles, 'critic', this.out.critic, false));
     await Promise.all(saves);
     if (this.out.actorSource) copyTokenizerFiles(this.out.actorSource, this.out.actor);
     if (!this.grouped && this.out.criticSource) copyTokenizerFiles(this.out.criticSource, this.out.critic);
