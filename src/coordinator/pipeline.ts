@@ -13,6 +13,7 @@ import { saveResolvedConfig } from '../config/print.js';
 import { dataContext, loadPpoPrompts, loadRmData, loadSftData } from '../data/datasets.js';
 import { checkModelFolder } from '../data/model-folder.js';
 import { loadPtxBlocks } from '../data/ptx.js';
+import { ScoreDecoder } from '../data/score-texts.js';
 import { writeReport } from '../report/report.js';
 import { readSummary, writeSummary, type RunSummary } from '../report/summary.js';
 import { supervisionOptions } from './supervision.js';
@@ -232,6 +233,8 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
     } else {
       const actorModel = need(cfg.actor.model, 'actor.model', step, '--actor-model');
       if (cfg.reward.kind === 'model') need(cfg.reward.model, 'reward.model', step, '--reward-model');
+      // A custom scorer leaves the critic without a reward model to start from (config validation says so too).
+      else if (cfg.ppo.algorithm === 'ppo') need(roleModel(cfg, 'critic'), 'critic.model', step, '--critic.model');
       const resume = config.resume ? latestPpoCheckpoint(paths) : null;
       if (!config.resume && existsSync(paths.checkpoints)) {
         // Checkpoints of an earlier, unfinished PPO attempt in this run would be taken for this one's by a later --resume.
@@ -243,7 +246,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
         const ctx = dataContext(cfg, actorModel, log);
         const prompts = await loadPpoPrompts(ctx);
         const ptx = cfg.ppo.ptxCoef > 0 ? (await loadPtxBlocks(ctx)).blocks : null;
-        return { prompts: prompts.train, padId: prompts.padId, eosId: prompts.eosId ?? null, ptx };
+        return { prompts: prompts.train, padId: prompts.padId, eosId: prompts.eosId ?? null, ptx, texts: ScoreDecoder.load(actorModel) };
       };
       const [sr, data] = await startWith(() => start(placementPlan(cfg, 'ppo'), 'ppo', paths), load);
       let ok = false;
