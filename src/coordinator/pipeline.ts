@@ -53,11 +53,11 @@ export interface TrainResult {
   skipped: StepName[];
 }
 
-export function runtimeRoles(echo?: (line: string) => void, runtime?: Config['runtime']): StartRoles {
+export function runtimeRoles(echo?: (line: string) => void, runtime?: Config['runtime'], reward?: Config['reward']): StartRoles {
   return async (plan, step, paths) => {
     // With other machines, every step's coordinator listens at the same address with the run's keys.
     const remote = runtime?.listen ? { listen: runtime.listen, keys: runKeysIn(join(paths.root, 'keys', 'run.json')), nodeTimeoutMs: runtime.nodeTimeout * 1000 } : {};
-    const supervision = runtime ? supervisionOptions(runtime, step, paths.metrics) : {};
+    const supervision = runtime ? supervisionOptions(runtime, step, paths.metrics, reward?.timeoutMs) : {};
     const rt = await startRuntime(plan, { runDir: paths.root, echo: echo ?? null, ...remote, ...supervision });
     return { roles: rt, close: (again) => rt.shutdown({ again }) };
   };
@@ -140,7 +140,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
     throw new Error(`${paths.root} already holds a run with step(s) ${clash.join(', ')} done; pass --resume to continue it, or choose another --output-dir`);
   saveResolvedConfig(paths.root, config);
   const metrics = new MetricsWriter(paths.metrics);
-  const start = opts.startRoles ?? runtimeRoles(opts.echoRoles, config.runtime);
+  const start = opts.startRoles ?? runtimeRoles(opts.echoRoles, config.runtime, config.reward);
   const hooks = { ...opts, log, metrics: opts.metrics ?? metrics };
   const cfg: Config = structuredClone(config);
   // Steps done in this run directory by an earlier command (`quartet sft`, then `quartet rm`, then
