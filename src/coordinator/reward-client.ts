@@ -40,7 +40,7 @@ export interface ScoreSettings {
 
 export interface Scored {
   scores: Float32Array;
-  /** `reward/<key>` of the replies' metrics (mean over replicas), plus `reward/ms_per_sample` and `reward/retries`. */
+  /** `reward/<key>` of the replies' metrics (mean over replicas, weighed by their rows), plus `reward/ms_per_sample` and `reward/retries`. */
   figures: Figures;
 }
 
@@ -75,11 +75,14 @@ export class RewardClient {
       scores.set(s.data as Float32Array, at);
       at += want;
     });
+    // Each replica's figure weighs by its rows: a mean score stays the batch's mean.
+    const rows = replies.map((_, k) => shardRange(x.B, replicas, k)[1] - shardRange(x.B, replicas, k)[0]);
     const figures: Figures = {};
     const keys = new Set(replies.flatMap((r) => Object.keys(r.metrics)));
     for (const k of keys) {
-      const vs = replies.map((r) => r.metrics[k]).filter((v) => typeof v === 'number');
-      figures[`reward/${k}`] = vs.reduce((s, v) => s + v, 0) / vs.length;
+      let sum = 0, n = 0;
+      replies.forEach((r, i) => { if (typeof r.metrics[k] === 'number') { sum += r.metrics[k] * rows[i]; n += rows[i]; } });
+      figures[`reward/${k}`] = sum / n;
     }
     figures['reward/ms_per_sample'] = (performance.now() - t0) / Math.max(1, x.B);
     figures['reward/retries'] = retries;
