@@ -20,7 +20,9 @@ import { serveRole, type Request } from '../src/runtime/role-server.js';
 import { RuntimeError } from '../src/runtime/protocol.js';
 import type { ScoreTask } from './reward-js-worker.js';
 
-function loadTokenizer(file: string): Tokenizer {
+function loadTokenizer(path: string): Tokenizer {
+  // A tokenizer.json, or the model folder that holds it (QUARTET_ARGS.tokenizer of a command reward).
+  const file = existsSync(join(path, 'tokenizer.json')) ? join(path, 'tokenizer.json') : path;
   const config = join(dirname(file), 'tokenizer_config.json');
   try {
     return new Tokenizer(JSON.parse(readFileSync(file, 'utf8')), existsSync(config) ? JSON.parse(readFileSync(config, 'utf8')) : {});
@@ -58,7 +60,8 @@ function answers(req: Request, tokenizer: Tokenizer | null): string[] {
 }
 
 await serveRole(async (ctx) => {
-  const scorer = ctx.args.scorer ?? 'afinn';
+  // As a command reward (`node dist/actors/reward-js.js SCORER.js`) the scorer comes on the command line.
+  const scorer = ctx.args.scorer ?? process.argv[2] ?? 'afinn';
   if (typeof scorer !== 'string') throw new Error(`reward-js: args.scorer must be 'afinn' or a module path`);
   const tokenizer = typeof ctx.args.tokenizer === 'string' ? loadTokenizer(ctx.args.tokenizer) : null;
   const threads = Math.max(1, ctx.threads);
