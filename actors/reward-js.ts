@@ -6,11 +6,12 @@
 //                   args: { scorer: 'afinn' | '/path/to/scorer.js', tokenizer?: '/path/to/tokenizer.json' } } }
 // A scorer module exports `score(text) -> number` (sync or async).
 //
-// Request (docs/roles.md): tensors `ids` i32 [B, T] and `mask` i32 [B, T]
-// with meta.promptLength P (prompts are left-padded to P); the answer of row
-// b is its real tokens (mask 1) from position P on, decoded with
-// args.tokenizer, special tokens skipped. Or, instead, meta.texts: the
-// answers as strings. Reply: `scores` f32 [B]; metrics: mean_score.
+// Request (docs/protocol.md): meta.answers, the decoded answers the
+// coordinator sends with every score call. Without them (a caller of its
+// own): meta.texts, the answers as strings, or tensors `ids` and `mask` i32
+// [B, T] with meta.promptLength P, the answer of row b being its real tokens
+// from position P on, decoded with args.tokenizer, special tokens skipped.
+// Reply: `scores` f32 [B]; metrics: mean_score.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -19,7 +20,9 @@ import { serveRole, type Request } from '../src/runtime/role-server.js';
 import { RuntimeError } from '../src/runtime/protocol.js';
 import type { ScoreTask } from './reward-js-worker.js';
 
-function loadTokenizer(file: string): Tokenizer {
+function loadTokenizer(path: string): Tokenizer {
+  // A tokenizer.json, or the model folder that holds it (QUARTET_ARGS.tokenizer of a command reward).
+  const file = existsSync(join(path, 'tokenizer.json')) ? join(path, 'tokenizer.json') : path;
   const config = join(dirname(file), 'tokenizer_config.json');
   try {
     return new Tokenizer(JSON.parse(readFileSync(file, 'utf8')), existsSync(config) ? JSON.parse(readFileSync(config, 'utf8')) : {});
@@ -29,6 +32,12 @@ function loadTokenizer(file: string): Tokenizer {
 }
 
 function answers(req: Request, tokenizer: Tokenizer | null): string[] {
+  // What the coordinator sends with every score call (docs/protocol.md): the decoded answers.
+  const sent = req.meta.answers;
+  if (sent !== undefined) {
+    if (!Array.isArray(sent) || !sent.every((x) => typeof x === 'string')) throw new RuntimeError('bad_message', `score: meta.answers must be a list of strings`);
+    return sent;
+  }
   const texts = req.meta.texts;
   if (texts !== undefined) {
     if (!Array.isArray(texts) || !texts.every((x) => typeof x === 'string')) throw new RuntimeError('bad_message', `score: meta.texts must be a list of strings`);
@@ -51,7 +60,8 @@ function answers(req: Request, tokenizer: Tokenizer | null): string[] {
 }
 
 await serveRole(async (ctx) => {
-  const scorer = ctx.args.scorer ?? 'afinn';
+  // As a command reward (`node dist/actors/reward-js.js SCORER.js`) the scorer comes on the command line.
+  const scorer = ctx.args.scorer ?? process.argv[2] ?? 'afinn';
   if (typeof scorer !== 'string') throw new Error(`reward-js: args.scorer must be 'afinn' or a module path`);
   const tokenizer = typeof ctx.args.tokenizer === 'string' ? loadTokenizer(ctx.args.tokenizer) : null;
   const threads = Math.max(1, ctx.threads);

@@ -1,5 +1,5 @@
 // The reward role (docs/roles.md): scores in step 3, pairwise training in step 2.
-import { readMeta } from '../src/roles/methods.js';
+import { checkRows, readMeta } from '../src/roles/methods.js';
 import { serveRole } from '../src/runtime/role-server.js';
 import { RewardEngine } from '../src/training/reward.js';
 import { averageGradients, checkpointMethods, f32Out } from './engine-role.js';
@@ -12,8 +12,11 @@ await serveRole(async (ctx) => {
   return {
     methods: {
       score: (req) => {
-        const { promptLength } = readMeta('reward', 'score', req.meta);
+        // The texts (meta prompts, answers, eos) are for text scorers; a reward model reads the ids.
+        const meta = readMeta('reward', 'score', req.meta);
+        const { promptLength } = meta;
         const s = takeSeqs('score', req.tensors);
+        checkRows('reward', 'score', meta, s.B);
         if (promptLength > s.T) throw new Error(`reward.score: meta.promptLength ${promptLength} is beyond the ${s.T} columns of 'ids'`);
         return { tensors: { scores: f32Out(engine.score(s, promptLength), [s.B]) } };
       },

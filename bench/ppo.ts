@@ -22,6 +22,7 @@ import { placementPlan } from '../src/config/plan.js';
 import { PpoDriver } from '../src/coordinator/ppo.js';
 import { runPaths } from '../src/coordinator/run-dir.js';
 import { initModelFolder } from '../src/models/init.js';
+import { ScoreDecoder } from '../src/data/score-texts.js';
 import { startRuntime } from '../src/runtime/index.js';
 import { Reporter, type BenchOptions } from './report.js';
 import { TUNED_ENV, runTorchScript, torchEnv, torchForBench } from './torch-python.js';
@@ -87,7 +88,7 @@ async function quartetPpo(steps: number, layout: string, overlap: boolean): Prom
     try {
       const figures: Record<string, number | null>[] = [];
       const paths = runPaths(dir);
-      const d = new PpoDriver(rt, config, { prompts: { prompts: { n, offsets, ids } }, padId: SHAPE.vocab - 1, eosId: SHAPE.vocab - 1 },
+      const d = new PpoDriver(rt, config, { prompts: { prompts: { n, offsets, ids } }, padId: SHAPE.vocab - 1, eosId: SHAPE.vocab - 1, texts: ScoreDecoder.load(config.actor.model!) },
         { actor: paths.ppoActor, critic: paths.ppoCritic, checkpoints: paths.checkpoints, actorSource: null, criticSource: null },
         { progress: false, metrics: { write: (_p, _s, f) => figures.push(f) } });
       await d.run();

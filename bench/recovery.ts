@@ -16,6 +16,7 @@ import { placementPlan } from '../src/config/plan.js';
 import { PpoDriver } from '../src/coordinator/ppo.js';
 import { runPaths } from '../src/coordinator/run-dir.js';
 import { initModelFolder } from '../src/models/init.js';
+import { ScoreDecoder } from '../src/data/score-texts.js';
 import { startRuntime, type ReplicaStats, type RuntimeEvent } from '../src/runtime/index.js';
 import { Reporter, type BenchOptions } from './report.js';
 
@@ -71,7 +72,7 @@ async function ppoRun(steps: number, faults: string[]): Promise<RunResult> {
     try {
       const stepEnds: number[] = [], stepSeconds: number[] = [];
       const paths = runPaths(dir);
-      const d = new PpoDriver(rt, c, { prompts: { prompts: { n, offsets, ids } }, padId: SHAPE.vocab - 1, eosId: SHAPE.vocab - 1 },
+      const d = new PpoDriver(rt, c, { prompts: { prompts: { n, offsets, ids } }, padId: SHAPE.vocab - 1, eosId: SHAPE.vocab - 1, texts: ScoreDecoder.load(c.actor.model!) },
         { actor: paths.ppoActor, critic: paths.ppoCritic, checkpoints: paths.checkpoints, actorSource: null, criticSource: null },
         { progress: false, metrics: { write: (_p, _s, f) => { stepEnds.push(performance.now()); stepSeconds.push(f.time_step ?? 0); } } });
       await d.run();

@@ -7,16 +7,19 @@ answers `score` requests (plus the built-in ping, stats and shutdown),
 heartbeats, and exits on bye, SIGTERM, when its parent agent dies, or when
 the coordinator has been silent too long.
 
-`score` (docs/roles.md): tensors `ids` and `mask`, i32 [B, T], and
-meta `promptLength` P (prompts are left-padded to P); the answer of row b is
-its real tokens (mask 1) from position P on. Reply: `scores` f32 [B].
-The scorer here rewards varied answers: the share of distinct tokens among
-the answer's tokens. Replace `score_answer` with your own.
+`score` (docs/protocol.md): meta `prompts`, `answers` (decoded text, the
+answer without pads and without the end token) and `eos` (whether the
+answer ended with the end token; false: cut at the length limit), one entry
+per row, beside tensors `ids` and `mask`, i32 [B, T], and meta
+`promptLength` P. Reply: `scores` f32 [B], metrics `mean_score`.
+The scorer here counts a letter in the answer (`--letter`, default "e").
+Replace `score_answer` with your own.
 
-Plan entry:
-  reward: { replicas: 1, devices: ['cpu:0'],
-            command: ['/usr/bin/python3', 'examples/reward-python/reward.py'] }
+Config (the command's relative paths resolve against the config file):
+  "reward": { "kind": "command",
+              "command": ["/usr/bin/python3", "reward.py", "--letter", "e"] }
 """
+import argparse
 import array
 import json
 import os
@@ -33,15 +36,23 @@ PROTOCOL_VERSION = 1
 TYPECODES = {"f32": "f", "f64": "d", "i8": "b", "u8": "B", "i16": "h", "i32": "i", "i64": "q", "bool": "B", "f16": "H", "bf16": "H"}
 
 
-def score_answer(tokens):
-    """The reward of one answer (a list of token ids)."""
-    return len(set(tokens)) / len(tokens) if tokens else 0.0
+OPTIONS = argparse.Namespace(letter="e")
+
+
+def score_answer(prompt, answer, eos):
+    """The reward of one answer: how often the letter occurs in it.
+
+    prompt, answer: str (decoded; the answer has no pads and no end token);
+    eos: bool, the answer ended with the end token.
+    """
+    return float(answer.lower().count(OPTIONS.letter))
 
 
 class ProtocolError(Exception):
-    def __init__(self, code, message):
+    def __init__(self, code, message, retriable=False):
         super().__init__(message)
         self.code = code
+        self.retriable = retriable
 
 
 def read_startup():
@@ -138,19 +149,21 @@ class Role:
             self.stopping = True
             return {}
         if method == "score":
-            if "ids" not in tensors or "mask" not in tensors:
-                raise ProtocolError("bad_message", "score needs tensors 'ids' and 'mask', i32 [B, T], and meta 'promptLength'")
-            (idd, ids), (md, mask) = tensors["ids"], tensors["mask"]
-            if idd["dtype"] != "i32" or len(idd["shape"]) != 2 or md["dtype"] != "i32" or md["shape"] != idd["shape"]:
-                raise ProtocolError("bad_message", "score: ids and mask must both be i32 [B, T]")
-            B, T = idd["shape"]
-            P = meta.get("promptLength")
-            if not isinstance(P, int) or not 0 <= P <= T:
-                raise ProtocolError("bad_message", "score: meta 'promptLength' must be an integer in [0, %d], got %r" % (T, P))
-            answers = ([ids[b * T + t] for t in range(P, T) if mask[b * T + t]] for b in range(B))
-            scores = array.array("f", (score_answer(a) for a in answers))
+            prompts, answers, eos = meta.get("prompts"), meta.get("answers"), meta.get("eos")
+            if not isinstance(answers, list) or not isinstance(prompts, list) or not isinstance(eos, list):
+                raise ProtocolError("bad_message", "score needs meta 'prompts', 'answers' and 'eos', one entry per row")
+            B = len(answers)
+            if len(prompts) != B or len(eos) != B or ("ids" in tensors and tensors["ids"][0]["shape"][0] != B):
+                raise ProtocolError("bad_message", "score: meta 'prompts', 'answers', 'eos' and tensor 'ids' must have one entry per row")
+            t0 = time.time()
+            try:
+                scores = array.array("f", (score_answer(p, a, e) for p, a, e in zip(prompts, answers, eos)))
+            except Exception as e:
+                # The scorer's own failure may be passing (a busy service it calls): the coordinator sends the call again (reward.retries).
+                raise ProtocolError("method_failed", "score_answer raised %r" % e, retriable=True)
             mean = sum(scores) / B if B else 0.0
-            return {"tensors": {"scores": ("f32", [B], scores)}, "metrics": {"mean_score": mean}}
+            return {"tensors": {"scores": ("f32", [B], scores)},
+                    "metrics": {"mean_score": mean, "ms_per_sample": 1000.0 * (time.time() - t0) / max(B, 1)}}
         raise ProtocolError("unknown_method", "role '%s' has no method '%s' (has ping, stats, shutdown, score)" % (self.s["role"], method))
 
     def run(self):
@@ -197,7 +210,8 @@ class Role:
                         r = self.handle(header, frames[1:])
                         self.send("rep", id, meta=r.get("meta"), tensors=r.get("tensors"), metrics=r.get("metrics"))
                     except ProtocolError as e:
-                        self.error(id, e.code, str(e))
+                        self.log("%s failed: %s" % (header.get("method"), e))
+                        self.error(id, e.code, str(e), e.retriable)
                     except Exception as e:
                         self.log("method failed: %r" % e)
                         self.error(id, "method_failed", "%s: %r" % (header.get("method"), e))
@@ -212,7 +226,11 @@ class Role:
         return 0
 
 
-def main():
+def main(argv=None):
+    global OPTIONS
+    parser = argparse.ArgumentParser(description="A Quartet reward role: scores answers by how often a letter occurs in them.")
+    parser.add_argument("--letter", default="e", help="the letter counted (default: e)")
+    OPTIONS = parser.parse_args(argv)
     role = Role(read_startup())
     code = role.run()
     role.sock.close()

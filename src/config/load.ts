@@ -1,7 +1,7 @@
 // Loading a run's configuration: defaults, then each --config file, then the
 // command-line overrides (which win), validated as one.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { repoRoot } from '../util/paths.js';
 import { parseArgs } from './cli.js';
 import type { Config } from './defaults.js';
@@ -33,6 +33,26 @@ export function readConfigFile(path: string): unknown {
   }
 }
 
+/**
+ * A config file's `reward.command` names its script next to the file, as a
+ * user writes it ("reward.py", "./scorers/x.py"), wherever quartet is started
+ * from (and the process itself starts in the run directory). A word is a path
+ * when it has a '/' or names a file beside the config; others ('python3',
+ * '--flag') stay as they are.
+ */
+function relativeToFile(values: unknown, file: string): unknown {
+  const command = (values as { reward?: { command?: unknown } } | null)?.reward?.command;
+  if (!Array.isArray(command)) return values;
+  const dir = dirname(file);
+  const resolved = command.map((w) => {
+    if (typeof w !== 'string' || w === '' || isAbsolute(w) || w.startsWith('-') || w.includes('://')) return w;
+    // Absolute: the process starts in the run directory, not here.
+    return w.includes('/') || existsSync(join(dir, w)) ? resolve(dir, w) : w;
+  });
+  const v = values as { reward: Record<string, unknown> };
+  return { ...v, reward: { ...v.reward, command: resolved } };
+}
+
 export interface LoadedConfig {
   config: Config;
   /** Arguments that were not configuration (positional words, --help). */
@@ -51,7 +71,7 @@ export function loadConfig(argv: string[], base?: { source: string; values: unkn
   const files = args.configFiles.map(findConfigFile);
   const layers = [
     ...(base ? [base] : []),
-    ...files.map((f) => ({ source: f, values: readConfigFile(f) })),
+    ...files.map((f) => ({ source: f, values: relativeToFile(readConfigFile(f), f) })),
     { source: 'command line', values: args.overrides },
   ];
   return { config: resolveConfig(layers), rest: args.rest, files };

@@ -4,7 +4,8 @@
 // way: file -> Config -> this plan (src/runtime/placement.ts checks and
 // resolves it) -> role start-up arguments (what builds the model); the
 // per-call knobs go the other way, in request meta (src/roles/methods.ts).
-import type { ActorArgs, EngineArgs, TrainingArgs } from '../roles/args.js';
+import { resolve } from 'node:path';
+import type { ActorArgs, CommandRewardArgs, EngineArgs, HttpRewardArgs, TrainingArgs } from '../roles/args.js';
 import type { PlanInput, RoleInput } from '../runtime/placement.js';
 import { roleNames, type Config, type RoleName, type StepName } from './defaults.js';
 
@@ -44,7 +45,7 @@ function trainingArgs(config: Config, role: 'actor' | 'critic' | 'reward', step:
  * engine. Every per-call knob (lr, clip ranges, sampling, DPO beta...) travels
  * in the request meta that the drivers of src/coordinator send.
  */
-function roleArgs(config: Config, role: RoleName, step: StepName): EngineArgs | ActorArgs | Record<string, unknown> {
+function roleArgs(config: Config, role: RoleName, step: StepName): EngineArgs | ActorArgs | CommandRewardArgs | HttpRewardArgs {
   const model = roleModel(config, role);
   const base = { model: model!, seed: config.seed, ...(config.checks.allowNonFiniteWeights ? { allowNonFiniteWeights: true } : {}) };
   switch (role) {
@@ -55,9 +56,23 @@ function roleArgs(config: Config, role: RoleName, step: StepName): EngineArgs | 
     case 'reference':
       return base satisfies EngineArgs;
     case 'reward':
-      // A custom scorer process (kind command) takes no args of the plan.
-      return config.reward.kind === 'command' ? {} : { ...base, training: trainingArgs(config, role, step) } satisfies EngineArgs;
+      return rewardArgs(config, step);
   }
+}
+
+/** Step 2 trains a reward model whatever scores PPO: a custom scorer is only step 3's. */
+function rewardKind(config: Config, step: StepName): Config['reward']['kind'] {
+  return step === 'rm' ? 'model' : config.reward.kind;
+}
+
+/** The reward role's args: a model to load, a custom process's tokenizer and run directory, or the HTTP scorer's settings. */
+function rewardArgs(config: Config, step: StepName): EngineArgs | CommandRewardArgs | HttpRewardArgs {
+  const r = config.reward;
+  const kind = rewardKind(config, step);
+  // The tokenizer that made the ids is the actor's (which the reference shares).
+  if (kind === 'command') return { tokenizer: config.actor.model === null ? null : resolve(config.actor.model), runDir: resolve(config.outputDir) } satisfies CommandRewardArgs;
+  if (kind === 'http') return { url: r.url!, retries: r.retries, ...r.http } satisfies HttpRewardArgs;
+  return { model: r.model!, seed: config.seed, ...(config.checks.allowNonFiniteWeights ? { allowNonFiniteWeights: true } : {}), training: trainingArgs(config, 'reward', step) } satisfies EngineArgs;
 }
 
 /**
@@ -79,8 +94,12 @@ export function placementPlan(config: Config, step: StepName): PlanInput {
     };
     // 'gpu-1', or 'local,gpu-1' with one name per replica (a group across machines).
     if (r.node !== null) p.node = r.node.includes(',') ? r.node.split(',').map((n) => n.trim()) : r.node;
-    if (role === 'reward' && config.reward.kind === 'command') p.command = [...config.reward.command!];
-    else p.module = `actors/${role}.js`;
+    const kind = rewardKind(config, step);
+    if (role === 'reward' && kind === 'command') {
+      p.command = [...config.reward.command!];
+      // A custom process starts in the run directory: its relative paths land there, not wherever quartet was started.
+      p.cwd = resolve(config.outputDir);
+    } else p.module = role === 'reward' && kind === 'http' ? 'actors/reward-http.js' : `actors/${role}.js`;
     plan[role] = p;
   }
   return plan;

@@ -156,6 +156,7 @@ function crossChecks(c: Config, problems: ConfigProblem[]): void {
   if (c.reward.kind === 'command' && (!c.reward.command || c.reward.command.length === 0)) {
     problems.push({ key: 'reward.command', message: "reward.kind is 'command' but no command line is given" });
   }
+  rewardChecks(c, problems);
   if (c.ppo.ptxCoef > 0 && c.data.ptxPaths.length === 0 && c.steps.includes('ppo')) {
     problems.push({ key: 'data.ptxPaths', message: 'ppo.ptxCoef > 0 needs plain-text data in data.ptxPaths' });
   }
@@ -193,6 +194,17 @@ function crossChecks(c: Config, problems: ConfigProblem[]): void {
     if (seen.has(step)) problems.push({ key: 'steps', message: `'${step}' is listed twice` });
     seen.add(step);
   }
+}
+
+/** What a custom scorer (kind command or http) needs from the rest of the config. */
+function rewardChecks(c: Config, problems: ConfigProblem[]): void {
+  const r = c.reward;
+  if (r.kind === 'http' && (r.url === null || !/^https?:\/\/[^/]+/.test(r.url)))
+    problems.push({ key: 'reward.url', message: `reward.kind is 'http' but ${r.url === null ? 'no URL is given' : `'${r.url}' is not an http:// or https:// URL`}` });
+  // The critic starts from the reward model (DeepSpeed-Chat's step 3); a custom scorer is no model to start from.
+  const needsCritic = c.steps.includes('ppo') && c.ppo.algorithm === 'ppo' && r.kind !== 'model';
+  if (needsCritic && c.critic.model === null && r.model === null && !c.steps.slice(0, c.steps.indexOf('ppo')).includes('rm'))
+    problems.push({ key: 'critic.model', message: `reward.kind is '${r.kind}', so the critic has no reward model to start from: set critic.model to a model folder (e.g. a trained reward model, or the actor's), or run an rm step before ppo (or use ppo.algorithm grpo or rloo, which need no critic)` });
 }
 
 /**

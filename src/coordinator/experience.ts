@@ -21,6 +21,8 @@ export interface Experience extends Trimmed {
   values: Float32Array;
   /** [B] reward-model scores. */
   scores: Float32Array;
+  /** The scorer's reply metrics and latency, as `reward/<key>` figures (reward-client.ts). */
+  scoreFigures: Record<string, number | null>;
   /** [B, A] per-token rewards (PPO) or null (GRPO/RLOO put them in the returns). */
   rewards: Float32Array | null;
   /** [B, A] */
@@ -100,6 +102,7 @@ export function experienceRows(e: Experience, from: number, to: number): Experie
     refLogprobs: rows(e.refLogprobs, e.A) as Float32Array,
     values: rows(e.values, e.A) as Float32Array,
     scores: e.scores.slice(from, to),
+    scoreFigures: e.scoreFigures,
     rewards: e.rewards ? (rows(e.rewards, e.A) as Float32Array) : null,
     advantages: rows(e.advantages, e.A) as Float32Array,
     returns: perSeq ? e.returns.slice(from, to) : (rows(e.returns, e.A) as Float32Array),

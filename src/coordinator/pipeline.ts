@@ -13,6 +13,7 @@ import { saveResolvedConfig } from '../config/print.js';
 import { dataContext, loadPpoPrompts, loadRmData, loadSftData } from '../data/datasets.js';
 import { checkModelFolder } from '../data/model-folder.js';
 import { loadPtxBlocks } from '../data/ptx.js';
+import { ScoreDecoder } from '../data/score-texts.js';
 import { writeReport } from '../report/report.js';
 import { readSummary, writeSummary, type RunSummary } from '../report/summary.js';
 import { supervisionOptions } from './supervision.js';
@@ -53,11 +54,11 @@ export interface TrainResult {
   skipped: StepName[];
 }
 
-export function runtimeRoles(echo?: (line: string) => void, runtime?: Config['runtime']): StartRoles {
+export function runtimeRoles(echo?: (line: string) => void, runtime?: Config['runtime'], reward?: Config['reward']): StartRoles {
   return async (plan, step, paths) => {
     // With other machines, every step's coordinator listens at the same address with the run's keys.
     const remote = runtime?.listen ? { listen: runtime.listen, keys: runKeysIn(join(paths.root, 'keys', 'run.json')), nodeTimeoutMs: runtime.nodeTimeout * 1000 } : {};
-    const supervision = runtime ? supervisionOptions(runtime, step, paths.metrics) : {};
+    const supervision = runtime ? supervisionOptions(runtime, step, paths.metrics, reward?.timeoutMs) : {};
     const rt = await startRuntime(plan, { runDir: paths.root, echo: echo ?? null, ...remote, ...supervision });
     return { roles: rt, close: (again) => rt.shutdown({ again }) };
   };
@@ -142,7 +143,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
     throw new Error(`${paths.root} already holds a run with step(s) ${clash.join(', ')} done; pass --resume to continue it, or choose another --output-dir`);
   saveResolvedConfig(paths.root, config);
   const metrics = new MetricsWriter(paths.metrics);
-  const start = opts.startRoles ?? runtimeRoles(opts.echoRoles, config.runtime);
+  const start = opts.startRoles ?? runtimeRoles(opts.echoRoles, config.runtime, config.reward);
   const hooks = { ...opts, log, metrics: opts.metrics ?? metrics };
   const cfg: Config = structuredClone(config);
   // Steps done in this run directory by an earlier command (`quartet sft`, then `quartet rm`, then
@@ -235,6 +236,8 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
     } else {
       const actorModel = need(cfg.actor.model, 'actor.model', step, '--actor-model');
       if (cfg.reward.kind === 'model') need(cfg.reward.model, 'reward.model', step, '--reward-model');
+      // A custom scorer leaves the critic without a reward model to start from (config validation says so too).
+      else if (cfg.ppo.algorithm === 'ppo') need(roleModel(cfg, 'critic'), 'critic.model', step, '--critic.model');
       const resume = config.resume ? latestPpoCheckpoint(paths) : null;
       if (!config.resume && existsSync(paths.checkpoints)) {
         // Checkpoints of an earlier, unfinished PPO attempt in this run would be taken for this one's by a later --resume.
@@ -246,7 +249,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
         const ctx = dataContext(cfg, actorModel, log);
         const prompts = await loadPpoPrompts(ctx);
         const ptx = cfg.ppo.ptxCoef > 0 ? (await loadPtxBlocks(ctx)).blocks : null;
-        return { prompts: prompts.train, padId: prompts.padId, eosId: prompts.eosId ?? null, ptx };
+        return { prompts: prompts.train, padId: prompts.padId, eosId: prompts.eosId ?? null, ptx, texts: ScoreDecoder.load(actorModel) };
       };
       const [sr, data] = await startWith(() => start(placementPlan(cfg, 'ppo'), 'ppo', paths), load);
       let ok = false;

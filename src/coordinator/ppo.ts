@@ -31,6 +31,7 @@ import { microBatchRanges, PtxStream, trainingReplicas, trainOnExperience } from
 import { toAnswerLayout, trimGenerated, type Experience, type Trimmed } from './experience.js';
 import { formatFigures, mean, type Figures } from './metrics.js';
 import { answerLengths, answersToKeep, computeRewards, klStats } from './ppo-math.js';
+import { meanFigures, RewardClient, type ScoreTextSource } from './reward-client.js';
 import { copyTokenizerFiles, pruneCheckpoints, writeJsonAtomic } from './run-dir.js';
 import { saveOn } from './step-checkpoints.js';
 import { makeDirs } from '../util/disk.js';
@@ -44,6 +45,8 @@ export interface PpoData {
   eosId: number | null;
   /** Plain-text blocks for the ptx loss (when ppo.ptxCoef > 0). */
   ptx?: SftExamples | null;
+  /** Decodes the prompt and answer texts every `score` request carries (the actor's tokenizer). */
+  texts: ScoreTextSource;
 }
 
 /** What a checkpoint records beside the models: enough to continue the same run. */
@@ -169,6 +172,7 @@ export class PpoDriver {
   private readonly total: number;
   private readonly grouped: boolean;
   private lastCheckpoint = -1;
+  private readonly reward: RewardClient;
 
   constructor(private readonly roles: Roles, private readonly config: Config, private readonly data: PpoData,
     private readonly out: PpoOutputs, private readonly hooks: PpoHooks = {}) {
@@ -179,6 +183,8 @@ export class PpoDriver {
     if (wantPtx && !data.ptx) throw new Error('ppo.ptxCoef > 0 but no ptx data was loaded (data.ptxPaths)');
     this.ptx = wantPtx && data.ptx ? new PtxStream(data.ptx, data.padId, ppo.trainBatchSize, config.seed + 1) : null;
     this.total = ppoTotalSteps(config, data.prompts.prompts.n);
+    // 200 ms, doubled: a scorer's transient failure (a busy judge, a restarting service) gets seconds, not minutes.
+    this.reward = new RewardClient(roles, data.texts, { retries: config.reward.retries, backoffMs: 200 });
     this.state = { step: 0, prompts: this.it.state(), ptx: this.ptx?.state() ?? null, actorUpdates: 0, criticUpdates: 0 };
   }
 
@@ -324,6 +330,7 @@ export class PpoDriver {
       samples: rows,
       dropped: c.dropped,
       ...(train ?? {}),
+      ...meanFigures(exps.map((e) => e.scoreFigures)),
       time_generate: c.timeGenerate,
       time_experience: c.timeExperience,
       time_train: timeTrain,
@@ -379,10 +386,10 @@ export class PpoDriver {
     const calls: Promise<CallResult>[] = [
       afterGate(() => this.roles.group('actor').call('logprobs', { tensors: seq }, { step })),
       this.roles.group('reference').call('logprobs', { tensors: seq }, { step }),
-      this.roles.group('reward').call('score', { meta: { promptLength: P } satisfies MetaOf<'reward', 'score'>, tensors: seq }, { step }),
     ];
+    const scored = this.reward.score(x, step);
     if (!this.grouped) calls.push(afterGate(() => this.roles.group('critic').call('values', { tensors: seq }, { step })));
-    const [old, ref, score, val] = await Promise.all(calls);
+    const [[old, ref, val], { scores, figures: scoreFigures }] = await Promise.all([Promise.all(calls), scored]);
     const perToken = (r: CallResult, role: string, name: string) => {
       const t = r.tensors[name];
       if (!t || t.dtype !== 'f32') throw new Error(`ppo: ${role} reply lacks f32 tensor '${name}'`);
@@ -392,9 +399,6 @@ export class PpoDriver {
     const logprobs = perToken(old, 'actor', 'logprobs');
     const refLogprobs = perToken(ref, 'reference', 'logprobs');
     const values = val ? perToken(val, 'critic', 'values') : new Float32Array(x.B * x.A);
-    const st = score.tensors.scores;
-    if (!st || st.dtype !== 'f32' || st.data.length !== x.B) throw new Error(`ppo: reward.score returned ${st ? `${st.dtype}[${st.shape}]` : 'no scores'}, expected f32[${x.B}]`);
-    const scores = st.data as Float32Array;
 
     const base = { B: x.B, A: x.A, answerLens: x.answerLens };
     let rewards: Float32Array | null = null;
@@ -405,7 +409,7 @@ export class PpoDriver {
       rewards = computeRewards({ ...base, logprobs, refLogprobs, scores, klCtl: ppo.klCtl, clipRewardValue: ppo.clipRewardValue });
       adv = gae({ ...base, rewards, values, gamma: ppo.gamma, lambda: ppo.lambda });
     }
-    return { ...x, logprobs, refLogprobs, values, scores, rewards, advantages: adv.advantages, returns: adv.returns };
+    return { ...x, logprobs, refLogprobs, values, scores, scoreFigures, rewards, advantages: adv.advantages, returns: adv.returns };
   }
 
   private train(exps: Experience[]): Promise<Figures> {

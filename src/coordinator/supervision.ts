@@ -1,14 +1,15 @@
 // The runtime options of a training step that come from the config's
 // `runtime` section (heartbeat timeout, deadlines, the replay log's memory,
-// chaos faults), and the supervision events the runtime reports, written to
+// chaos faults) and reward.timeoutMs (the deadline of `score`), and the supervision events the runtime reports, written to
 // metrics.jsonl beside the step figures: {"phase", "step" (the last step
 // logged before it), "event", "role", "replica", "seconds", ...}.
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import type { Config, StepName } from '../config/defaults.js';
 import type { RuntimeEvent, RuntimeOptions } from '../runtime/index.js';
 
-export function supervisionOptions(runtime: Config['runtime'], step: StepName, metricsPath: string): Partial<RuntimeOptions> {
-  const deadlines: Record<string, number> = {};
+/** `scoreTimeoutMs`: reward.timeoutMs, the deadline of `score` unless runtime.deadlines names it. */
+export function supervisionOptions(runtime: Config['runtime'], step: StepName, metricsPath: string, scoreTimeoutMs?: number): Partial<RuntimeOptions> {
+  const deadlines: Record<string, number> = scoreTimeoutMs ? { score: scoreTimeoutMs } : {};
   for (const d of runtime.deadlines) {
     const [method, seconds] = d.split('=');
     deadlines[method] = Number(seconds) * 1000;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/defaults.js';
 import { placementPlan } from '../config/plan.js';
 import { i32 } from '../coordinator/driver.js';
+import { ScoreDecoder } from '../data/score-texts.js';
 import { QTokenizer } from '../models/tokenizer.js';
 import { startRuntime, type Roles } from '../runtime/index.js';
 import { Progress } from '../util/progress.js';
@@ -45,7 +46,7 @@ export function answerKl(g: GeneratedBatch, logp: Float32Array, ref: Float32Arra
   return out;
 }
 
-async function evaluateLoaded(roles: Roles, enc: BpeEncoder, tok: QTokenizer, prompts: readonly string[], config: Config, batchSize: number, bar: Progress | null): Promise<PolicyEval> {
+async function evaluateLoaded(roles: Roles, enc: BpeEncoder, tok: QTokenizer, texts: ScoreDecoder, prompts: readonly string[], config: Config, batchSize: number, bar: Progress | null): Promise<PolicyEval> {
   const answers: string[] = [];
   let rewardSum = 0, klSum = 0;
   for (let at = 0, k = 0; at < prompts.length; at += batchSize, k++) {
@@ -56,7 +57,7 @@ async function evaluateLoaded(roles: Roles, enc: BpeEncoder, tok: QTokenizer, pr
     const [lp, ref, sc] = await Promise.all([
       roles.group('actor').call('logprobs', { tensors: seqs }),
       roles.group('reference').call('logprobs', { tensors: seqs }),
-      roles.group('reward').call('score', { meta: { promptLength: g.P } satisfies MetaOf<'reward', 'score'>, tensors: seqs }),
+      roles.group('reward').call('score', { meta: { promptLength: g.P, ...texts.decode(g.ids, g.mask, g.B, g.T, g.P) } satisfies MetaOf<'reward', 'score'>, tensors: seqs }),
     ]);
     answerKl(g, lp.tensors.logprobs.data as Float32Array, ref.tensors.logprobs.data as Float32Array).forEach((v) => (klSum += v));
     (sc.tensors.scores.data as Float32Array).forEach((v) => (rewardSum += v));
@@ -82,13 +83,14 @@ export async function evaluateBeforeAfter(sftDir: string, ppoDir: string, rmDir:
   const plan = placementPlan(cfg, 'ppo');
   delete plan.critic;
   const tok = QTokenizer.load(sftDir);
+  const texts = ScoreDecoder.load(sftDir);
   const enc = new BpeEncoder(JSON.parse(readFileSync(join(sftDir, 'tokenizer.json'), 'utf8')));
   const rt = await startRuntime(plan, { runDir: hooks.runDir, echo: null });
   try {
     const bar = hooks.progress ? new Progress({ total: 2 * prompts.length, label: 'evaluate', unit: 'answers' }) : null;
-    const before = await evaluateLoaded(rt, enc, tok, prompts, cfg, batchSize, bar);
+    const before = await evaluateLoaded(rt, enc, tok, texts, prompts, cfg, batchSize, bar);
     await rt.group('actor').broadcast('load', { meta: { dir: ppoDir, optimizer: false } });
-    const after = await evaluateLoaded(rt, enc, tok, prompts, cfg, batchSize, bar);
+    const after = await evaluateLoaded(rt, enc, tok, texts, prompts, cfg, batchSize, bar);
     bar?.finish();
     return { before, after, seconds: (performance.now() - started) / 1000 };
   } finally {

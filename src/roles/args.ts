@@ -47,3 +47,30 @@ export interface ActorArgs extends EngineArgs {
    */
   ema?: number;
 }
+
+/**
+ * What a custom reward process (reward.kind command) finds in QUARTET_ARGS
+ * (docs/protocol.md): it has no model of the plan, but may want the
+ * tokenizer that made the ids it scores, and a place for its own files.
+ */
+export interface CommandRewardArgs {
+  /** Folder with tokenizer.json (+ tokenizer_config.json): the actor's, which made the ids (null only in a plan made before actor.model is known). */
+  tokenizer: string | null;
+  /** The run directory (absolute); the process also starts in it. */
+  runDir: string;
+}
+
+/** The built-in HTTP reward role (reward.kind http, actors/reward-http.ts). */
+export interface HttpRewardArgs {
+  url: string;
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+  /** Retries of a failed POST (a refused connection, a timeout, a 5xx or 429 answer). */
+  retries: number;
+  /** Wait before the first retry, doubled for each next one. */
+  backoffMs: number;
+  /** POSTs in flight at once. */
+  maxConcurrency: number;
+  /** Rows per POST; 0: all rows of a call. */
+  batchSize: number;
+}

@@ -14,12 +14,16 @@ interface NumberKey {
   max?: number;
   integer?: boolean;
 }
-type Key = NumberKey | { kind: 'bool' } | { kind: 'string' };
+/** A list with one entry per row of the request's tensors (the caller checks the count against B). */
+type ListKey = { kind: 'strings' } | { kind: 'bools' };
+type Key = NumberKey | { kind: 'bool' } | { kind: 'string' } | ListKey;
 
 const num = (min: number, o: Omit<NumberKey, 'kind' | 'min'> = {}) => ({ kind: 'number', min, ...o }) as const;
 const int = (min: number) => ({ kind: 'number', min, integer: true }) as const;
 const bool = { kind: 'bool' } as const;
 const str = { kind: 'string' } as const;
+const strs = { kind: 'strings' } as const;
+const bools = { kind: 'bools' } as const;
 
 /** One optimizer step: the schedule's lr for this step, AdamW decay, global-norm clip (0: off), rows per micro-batch (0: all). */
 const step = { lr: num(0), weightDecay: num(0), gradClip: num(0), microBatch: int(0) } as const;
@@ -48,7 +52,10 @@ export const roleMethods = {
   },
   reference: { logprobs: {} },
   reward: {
-    score: { promptLength: int(0) },
+    // Per row b: the decoded prompt, the decoded answer (no pads, no end token)
+    // and whether the answer ended with the end token (false: cut at
+    // maxNewTokens). Text-based scorers read these; model scorers read the ids.
+    score: { promptLength: int(0), prompts: strs, answers: strs, eos: bools },
     train_rm: step,
     eval_rm: {},
     ...checkpoint,
@@ -58,13 +65,16 @@ export const roleMethods = {
 type Table = typeof roleMethods;
 export type RoleName = keyof Table;
 export type MethodName<R extends RoleName> = keyof Table[R] & string;
-type ValueOf<K> = K extends { kind: 'number' } ? number : K extends { kind: 'bool' } ? boolean : string;
+type ValueOf<K> = K extends { kind: 'number' } ? number : K extends { kind: 'bool' } ? boolean
+  : K extends { kind: 'strings' } ? string[] : K extends { kind: 'bools' } ? boolean[] : string;
 /** The meta a call of `role`.`method` carries. */
 export type MetaOf<R extends RoleName, M extends MethodName<R>> = { -readonly [K in keyof Table[R][M]]: ValueOf<Table[R][M][K]> };
 
 function describe(k: Key): string {
   if (k.kind === 'bool') return 'true or false';
   if (k.kind === 'string') return 'a non-empty string';
+  if (k.kind === 'strings') return 'a list of strings, one per row';
+  if (k.kind === 'bools') return 'a list of true/false, one per row';
   const what = k.integer ? 'an integer' : 'a number';
   const lo = k.min === -Infinity ? '' : ` ${k.aboveMin ? '>' : '>='} ${k.min}`;
   return `${what}${lo}${k.max === undefined ? '' : ` <= ${k.max}`}`;
@@ -73,6 +83,8 @@ function describe(k: Key): string {
 function fits(k: Key, v: unknown): boolean {
   if (k.kind === 'bool') return typeof v === 'boolean';
   if (k.kind === 'string') return typeof v === 'string' && v.length > 0;
+  if (k.kind === 'strings') return Array.isArray(v) && v.every((x) => typeof x === 'string');
+  if (k.kind === 'bools') return Array.isArray(v) && v.every((x) => typeof x === 'boolean');
   return typeof v === 'number' && Number.isFinite(v) && (k.aboveMin ? v > k.min : v >= k.min)
     && (k.max === undefined || v <= k.max) && (!k.integer || Number.isInteger(v));
 }
@@ -90,7 +102,17 @@ export function readMeta<R extends RoleName, M extends MethodName<R>>(role: R, m
   for (const [key, k] of Object.entries(spec)) {
     const v = meta[key];
     if (v === undefined || v === null) throw new Error(`${role}.${method}: meta.${key} is required (${describe(k)})`);
-    if (!fits(k, v)) throw new Error(`${role}.${method}: meta.${key} must be ${describe(k)}, got ${JSON.stringify(v)}`);
+    if (!fits(k, v)) throw new Error(`${role}.${method}: meta.${key} must be ${describe(k)}, got ${JSON.stringify(v).slice(0, 80)}`);
   }
   return meta as MetaOf<R, M>;
+}
+
+/** Per-row meta lists (e.g. score's prompts, answers, eos) must have one entry per row of the tensors. */
+export function checkRows<R extends RoleName, M extends MethodName<R>>(role: R, method: M, meta: MetaOf<R, M>, rows: number): void {
+  const spec = (roleMethods[role] as Record<string, Record<string, Key>>)[method];
+  for (const [key, k] of Object.entries(spec)) {
+    const v = (meta as Record<string, unknown>)[key];
+    if ((k.kind === 'strings' || k.kind === 'bools') && (v as unknown[]).length !== rows)
+      throw new Error(`${role}.${method}: meta.${key} has ${(v as unknown[]).length} entries for ${rows} rows`);
+  }
 }

@@ -93,7 +93,7 @@ export class NodeAgent {
     if (this.running.has(key)) throw new Error(`agent: ${key} is already running (pid ${this.running.get(key)!.child.pid})`);
     const { argv, env } = NodeAgent.commandFor(spec);
     // Its own process group, so that stopping it also stops anything it started.
-    const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(argv[0], argv.slice(1), { env, cwd: spec.plan.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const { role, replica } = spec.plan;
     for (const stream of [child.stdout!, child.stderr!]) {
       let partial = '';

@@ -20,6 +20,8 @@ export interface RoleInput {
   command?: string[];
   /** A JavaScript role file under dist/, e.g. 'actors/actor.js'. */
   module?: string;
+  /** Working directory of the process on the coordinator's machine (default: the coordinator's); roles on other machines ignore it. */
+  cwd?: string;
   /** The role's own start-up arguments. */
   args?: Record<string, unknown>;
   restart?: { maxRestarts: number };
@@ -41,6 +43,7 @@ export interface ReplicaPlan {
   /** Exactly one of module and command. */
   module?: string;
   command?: string[];
+  cwd?: string;
   args: Record<string, unknown>;
   maxRestarts: number;
 }
@@ -52,7 +55,7 @@ export interface Placement {
 
 export const LOCAL_NODE = 'local';
 
-const ROLE_KEYS = new Set(['replicas', 'devices', 'node', 'command', 'module', 'args', 'restart']);
+const ROLE_KEYS = new Set(['replicas', 'devices', 'node', 'command', 'module', 'cwd', 'args', 'restart']);
 const NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 
 /** Parses '0-2,5' into [0, 1, 2, 5]; throws naming `where`. */
@@ -138,7 +141,7 @@ export function planPlacement(input: PlanInput, localCpus: number[] = allowedCpu
       roles[role].push({
         role, replica: i, node, devices: dev.devices, cpus: dev.cpus, cuda: dev.cuda,
         threads: dev.cpus ? dev.cpus.length : dev.cuda ? 1 : localCpus.length,
-        module: r.module, command: r.command, args: r.args ?? {}, maxRestarts,
+        module: r.module, command: r.command, ...(r.cwd !== undefined && { cwd: r.cwd }), args: r.args ?? {}, maxRestarts,
       });
     }
   }

@@ -53,6 +53,8 @@ export interface Message extends Header { data: Tensors }
 
 /** An error as a value that can also be thrown; `retriable` says whether the same call may succeed later. */
 export class RuntimeError extends Error implements ErrorValue {
+  /** Set by the coordinator on an error a role process answered: the last lines of its log, for the user's error message. */
+  roleLog?: { file: string; lines: string[] };
   constructor(readonly code: ErrorCode, message: string, readonly retriable = false) {
     super(message);
     this.name = 'RuntimeError';

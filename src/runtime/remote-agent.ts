@@ -101,7 +101,8 @@ async function session(o: NodeOptions, agent: NodeAgent, log: (line: string) => 
     try {
       let result: Meta = {};
       if (m.method === 'spawn') {
-        const plan = meta.plan as ReplicaPlan;
+        // The plan's cwd is a folder of the coordinator's machine.
+        const { cwd: _cwd, ...plan } = meta.plan as ReplicaPlan;
         const pid = agent.spawn({
           plan, token: String(meta.token), endpoint: o.coordinator, curve: o.keys,
           heartbeatMs: Number(meta.heartbeat_ms) || heartbeatMs, coordinatorTimeoutMs: Number(meta.coordinator_timeout_ms) || coordinatorTimeoutMs,

@@ -138,7 +138,12 @@ export class Router implements Roles {
     return new Promise<CallResult>((resolve, reject) => {
       const sent = Date.now();
       const p: Pending = {
-        method, sent, reject,
+        method, sent,
+        reject: (e) => {
+          // Whoever reports this error to the user can quote what the role said last.
+          e.roleLog ??= { file: rep.log.file, lines: rep.log.lastLines(12) };
+          reject(e);
+        },
         resolve: (r) => {
           this.hooks.answered(rep, method, payload, r, seq, Date.now() - sent);
           resolve(r);

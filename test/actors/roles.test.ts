@@ -64,9 +64,11 @@ t.test('actor, critic, reference and reward processes serve every method', async
   t.same(Array.from(ids), Array.from(local.ids), 'the tokens of the engine in this process');
   t.same(Array.from(mask), Array.from(local.mask), 'and the mask derived here is the engine\'s');
   const seq = { ids: i32(ids, [B, T]), mask: i32(mask, [B, T]) };
+  // The texts a scorer gets beside the ids (a reward model reads the ids only).
+  const scoreMeta = { promptLength: P, prompts: Array<string>(B).fill('p'), answers: Array<string>(B).fill('a'), eos: Array<boolean>(B).fill(true) };
 
   const [actorLp, refLp, values, scores] = await Promise.all([
-    call('actor', 'logprobs', {}, seq), call('reference', 'logprobs', {}, seq), call('critic', 'values', {}, seq), call('reward', 'score', { promptLength: P }, seq),
+    call('actor', 'logprobs', {}, seq), call('reference', 'logprobs', {}, seq), call('critic', 'values', {}, seq), call('reward', 'score', scoreMeta, seq),
   ]);
   t.same(actorLp.tensors.logprobs.shape, [B, T - 1]);
   t.equal(maxDiff(actorLp.tensors.logprobs.data as Float32Array, refLp.tensors.logprobs.data as Float32Array), 0, 'reference log-probs equal the actor\'s before training');
@@ -120,7 +122,7 @@ t.test('actor, critic, reference and reward processes serve every method', async
   await call('reward', 'save', { dir: join(runDir, 'rm-out'), optimizer: false });
   t.ok(existsSync(join(runDir, 'actor-out/config.json')) && !existsSync(join(runDir, 'actor-out/optimizer.json')), 'actor saved without optimizer state');
   const lpBefore = (await call('actor', 'logprobs', {}, seq)).tensors.logprobs.data as Float32Array;
-  const scBefore = (await call('reward', 'score', { promptLength: P }, seq)).tensors.scores.data as Float32Array;
+  const scBefore = (await call('reward', 'score', scoreMeta, seq)).tensors.scores.data as Float32Array;
   // Reload the starting folders, then the saved ones: the saved state comes back.
   await call('actor', 'load', { dir: actorDir, optimizer: false });
   await call('reward', 'load', { dir: rmDir, optimizer: false });
@@ -128,7 +130,7 @@ t.test('actor, critic, reference and reward processes serve every method', async
   await call('actor', 'load', { dir: join(runDir, 'actor-out'), optimizer: false });
   await call('reward', 'load', { dir: join(runDir, 'rm-out'), optimizer: false });
   t.equal(maxDiff((await call('actor', 'logprobs', {}, seq)).tensors.logprobs.data as Float32Array, lpBefore), 0, 'actor load of its saved folder');
-  t.equal(maxDiff((await call('reward', 'score', { promptLength: P }, seq)).tensors.scores.data as Float32Array, scBefore), 0, 'reward load of its saved folder');
+  t.equal(maxDiff((await call('reward', 'score', scoreMeta, seq)).tensors.scores.data as Float32Array, scBefore), 0, 'reward load of its saved folder');
   await t.rejects(call('reward', 'load', { dir: join(runDir, 'nowhere'), optimizer: false }), { message: /nowhere/ });
 
   // Bad input names the tensor or key.
@@ -139,6 +141,7 @@ t.test('actor, critic, reference and reward processes serve every method', async
   await t.rejects(call('actor', 'eval_dpo', { beta: 0.1 }, {}), { message: /actor.eval_dpo: meta.labelSmoothing is required/ });
   await t.rejects(call('actor', 'generate', { ...genMeta, temprature: 1 }, {}), { message: /actor.generate: meta.temprature is not a setting of this method/ });
   await t.rejects(call('reward', 'score', {}, seq), { message: /reward.score: meta.promptLength is required/ });
+  await t.rejects(call('reward', 'score', { ...scoreMeta, answers: ['a'] }, seq), { message: /reward.score: meta.answers has 1 entries for \d+ rows/ });
   await t.rejects(call('actor', 'save', { dir: join(runDir, 'x') }), { message: /actor.save: meta.optimizer is required/ });
   await t.rejects(call('critic', 'values', {}, { ids: seq.ids, mask: f32(new Float32Array(B * T), [B, T]) }), { message: /values: tensor 'mask' must be i32/ });
   await rt.shutdown();

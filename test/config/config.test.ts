@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { defaultConfig, schema } from '../../src/config/defaults.js';
 import { parseArgs } from '../../src/config/cli.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -161,7 +161,7 @@ t.test('resolved config is printed and saved, and reloads to the same config', a
   t.same(loadConfig(['--config', path]).config, config, 'a saved config is itself a valid config file');
   const help = configHelp();
   t.match(help, /--ppo\.klCtl <number>  \(default 0\.1\)/);
-  t.match(help, /--reward\.kind <'model' \| 'command'>/);
+  t.match(help, /--reward\.kind <'model' \| 'command' \| 'http'>/);
 });
 
 t.test('placement plan per step', async (t) => {
@@ -203,4 +203,33 @@ t.test('placement plan per step', async (t) => {
   t.same(Object.keys(plan).sort(), ['actor', 'reference', 'reward'], 'grpo needs no critic');
   t.same(plan.reward!.command, ['python3', 'score.py']);
   t.equal(plan.reward!.module, undefined);
+
+  // A custom scorer's process: the actor's tokenizer and the run directory in its args, and it starts there.
+  const py = loadConfig(['--reward.kind=command', '--reward.command=python3,score.py', '--actor.model=m', '--critic.model=c', '--outputDir=runs/x']).config;
+  const pyPlan = placementPlan(py, 'ppo');
+  t.same(pyPlan.reward!.args, { tokenizer: resolve('m'), runDir: resolve('runs/x') });
+  t.equal(pyPlan.reward!.cwd, resolve('runs/x'));
+  t.same(placementPlan(py, 'rm').reward!.module, 'actors/reward.js', 'step 2 trains a reward model whatever scores PPO');
+  const http = loadConfig(['--reward.kind=http', '--reward.url=http://127.0.0.1:9/score', '--reward.retries=4', '--critic.model=c']).config;
+  const httpPlan = placementPlan(http, 'ppo');
+  t.equal(httpPlan.reward!.module, 'actors/reward-http.js');
+  t.same(httpPlan.reward!.args, { url: 'http://127.0.0.1:9/score', retries: 4, connectTimeoutMs: 5000, readTimeoutMs: 30_000, backoffMs: 500, maxConcurrency: 4, batchSize: 0 });
+});
+
+t.test('a custom scorer: what the other steps and keys must give it', async (t) => {
+  const keys = (argv: string[]) => { try { loadConfig(argv); return []; } catch (e) { return (e as ConfigError).problems.map((p) => p.key); } };
+  t.same(keys(['--steps=ppo', '--reward.kind=command', '--reward.command=x']), ['critic.model'], 'ppo with a command reward and no critic model');
+  t.match(problemsOf(() => loadConfig(['--steps=ppo', '--reward.kind=http', '--reward.url=http://h/s']).config)[0].message, /critic\.model/);
+  t.same(keys(['--steps=ppo', '--reward.kind=command', '--reward.command=x', '--critic.model=c']), []);
+  t.same(keys(['--steps=ppo', '--reward.kind=command', '--reward.command=x', '--ppo.algorithm=grpo']), [], 'grpo has no critic');
+  t.same(keys(['--steps=rm,ppo', '--reward.kind=command', '--reward.command=x']), [], 'an rm step before ppo makes the critic');
+  t.same(keys(['--steps=ppo', '--reward.kind=http', '--critic.model=c']), ['reward.url']);
+  t.same(keys(['--steps=ppo', '--reward.kind=http', '--reward.url=ftp://h/x', '--critic.model=c']), ['reward.url']);
+
+  // reward.command in a config file: its scripts are found beside the file, wherever quartet starts.
+  const dir = tmp(t);
+  writeFileSync(join(dir, 'score.py'), '');
+  writeFileSync(join(dir, 'run.json'), JSON.stringify({ reward: { kind: 'command', command: ['python3', 'score.py', 'lib/x.py', '--k', '/abs/y.py'] } }));
+  t.same(loadConfig(['--config', join(dir, 'run.json')]).config.reward.command, ['python3', join(dir, 'score.py'), join(dir, 'lib/x.py'), '--k', '/abs/y.py']);
+  t.same(loadConfig(['--config', join(dir, 'run.json'), '--reward.command=python3,score.py']).config.reward.command, ['python3', 'score.py'], 'the command line is taken as given');
 });

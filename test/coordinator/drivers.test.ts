@@ -49,7 +49,19 @@ function rmData(n: number, nEval: number): StepData<RmPairs> {
 /** Prompts of widths 2..4 whose last token is i (so the fake actor answers with i % 4 tokens before eos). */
 function ppoData(n: number): PpoData {
   const prompts: PpoPrompts = { prompts: seqs(Array.from({ length: n }, (_, i) => [...(i % 3 ? [3] : [3, 4]), ...(i % 2 ? [5] : []), 100 + i])) };
-  return { prompts, padId: PAD, eosId: EOS };
+  // Texts a test scorer can check: each row's token ids, written out.
+  const texts = {
+    decode: (ids: Int32Array, mask: Int32Array, B: number, T: number, P: number) => {
+      const row = (b: number, from: number, to: number) => [...ids.subarray(b * T + from, b * T + to)].filter((_, t) => mask[b * T + from + t]);
+      const ans = Array.from({ length: B }, (_, b) => row(b, P, T));
+      return {
+        prompts: Array.from({ length: B }, (_, b) => row(b, 0, P).join(' ')),
+        answers: ans.map((a) => (a.at(-1) === EOS ? a.slice(0, -1) : a).join(' ')),
+        eos: ans.map((a) => a.at(-1) === EOS),
+      };
+    },
+  };
+  return { prompts, padId: PAD, eosId: EOS, texts };
 }
 
 function config(edit: (c: Config) => void): Config {

@@ -122,7 +122,9 @@ t.test('ppo: the role, PPO step and update are named (actor and critic)', async 
     c.ppo.promptBatchSize = 8; c.ppo.trainBatchSize = 4; c.ppo.maxNewTokens = 5; c.ppo.maxSteps = 3;
     edit(c);
   });
-  const data = { prompts: { prompts: seqs(Array.from({ length: 24 }, (_, i) => [3, 4, 100 + i])) }, padId: PAD, eosId: EOS };
+  // The fake reward reads no texts: empty ones of the right length.
+  const texts = { decode: (_ids: Int32Array, _mask: Int32Array, B: number) => ({ prompts: Array(B).fill(''), answers: Array(B).fill(''), eos: Array(B).fill(false) }) };
+  const data = { prompts: { prompts: seqs(Array.from({ length: 24 }, (_, i) => [3, 4, 100 + i])) }, padId: PAD, eosId: EOS, texts };
   const outs = (dir: string) => {
     const p = runPaths(dir);
     return { actor: p.ppoActor, critic: p.ppoCritic, checkpoints: p.checkpoints, actorSource: null, criticSource: null };

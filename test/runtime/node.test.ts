@@ -102,8 +102,8 @@ t.test('a node joins over tcp + CURVE and hosts a role', async (t) => {
   t.match((await rt.role('grad', 1).call('placement')).meta.cpus, '1');
   if (python) {
     const ids = { dtype: 'i32' as const, shape: [1, 4], data: Int32Array.from([5, 6, 6, 7]) };
-    const py = await rt.role('pyreward', 0).call('score', { meta: { promptLength: 1 }, tensors: { ids, mask: { ...ids, data: Int32Array.from([1, 1, 1, 1]) } } });
-    t.ok(Math.abs((py.tensors.scores.data as Float32Array)[0] - 2 / 3) < 1e-6, 'the Python role answers over tcp + CURVE');
+    const py = await rt.role('pyreward', 0).call('score', { meta: { promptLength: 1, prompts: ['p'], answers: ['eee'], eos: [true] }, tensors: { ids, mask: { ...ids, data: Int32Array.from([1, 1, 1, 1]) } } });
+    t.equal((py.tensors.scores.data as Float32Array)[0], 3, 'the Python role answers over tcp + CURVE');
   } else t.comment('no Python role over tcp: /usr/bin/python3 lacks zmq or msgpack');
 
   // Supervision works through the agent: kill -9 the remote role mid-request, and the call goes again.

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import t from 'tap';
+import { RewardClient } from '../../src/coordinator/reward-client.js';
 import { startRuntime } from '../../src/runtime/runtime.js';
 import { distPath, repoRoot } from '../../src/util/paths.js';
 import { processesMentioning, tempRunDir } from './helpers.js';
@@ -20,9 +21,9 @@ function pythonMissing(): string | false {
   }
 }
 
-// The example's scorer, written again here as the reference: distinct / all answer tokens.
-function distinctShare(tokens: number[]): number {
-  return tokens.length ? new Set(tokens).size / tokens.length : 0;
+// The example's scorer, written again here as the reference: the count of the letter in the answer.
+function letters(answer: string, letter = 'e'): number {
+  return answer.toLowerCase().split(letter).length - 1;
 }
 
 // Prompts left-padded to P = 3, answers after them, pads (mask 0) at both ends.
@@ -35,6 +36,10 @@ const ids = Int32Array.from([
   0, 7, 7, 2, 2, 2, 2, 2,
 ]);
 const mask = Int32Array.from(ids, (x) => (x === 0 ? 0 : 1));
+// What the coordinator decodes and sends beside the ids (docs/protocol.md).
+const answers = ['eel free', 'Eerie', '', 'no', 'bee'];
+const texts = { prompts: answers.map((_, i) => `Human: prompt ${i} Assistant:`), answers, eos: [true, false, false, true, true] };
+const seqs = { ids: { dtype: 'i32' as const, shape: [B, T], data: ids }, mask: { dtype: 'i32' as const, shape: [B, T], data: mask } };
 
 t.test('the Python reward process answers score', { skip: pythonMissing() }, async (t) => {
   const runDir = tempRunDir(t);
@@ -42,19 +47,18 @@ t.test('the Python reward process answers score', { skip: pythonMissing() }, asy
     reward: { replicas: 2, devices: ['cpu:0', 'cpu:1'], command: [PY, join(repoRoot, 'examples/reward-python/reward.py')] },
   }, { runDir, peerTimeoutMs: 10_000 });
   t.teardown(() => rt.shutdown());
-  const r = await rt.group('reward').call('score', {
-    meta: { promptLength: P },
-    tensors: { ids: { dtype: 'i32', shape: [B, T], data: ids }, mask: { dtype: 'i32', shape: [B, T], data: mask } },
-  });
-  const expect = Array.from({ length: B }, (_, b) => distinctShare([...ids.subarray(b * T + P, (b + 1) * T)].filter((x) => x !== 0)));
-  t.same(r.tensors.scores.shape, [B]);
-  const got = [...r.tensors.scores.data as Float32Array];
-  t.ok(got.every((v, i) => Math.abs(v - expect[i]) < 1e-6), `scores ${got} match the reference ${expect} within 1e-6 (f32)`);
-  t.equal(r.replies.length, 2, 'both Python replicas served a slice');
+  // Two replicas: each gets its own rows' texts (the reward client slices them with the tensors).
+  const client = new RewardClient(rt, { decode: () => texts }, { retries: 0, backoffMs: 0 });
+  const r = await client.score({ B, T, P, ids, mask });
+  t.same([...r.scores], answers.map((a) => letters(a)), 'the letter counted in each answer');
+  t.equal(r.figures['reward/mean_score'], answers.reduce((s, a) => s + letters(a), 0) / B, "the replies' metrics as reward/<key> (mean of the replicas')");
+  t.ok((r.figures['reward/ms_per_sample'] as number) > 0, 'latency per sample');
+  const one = await rt.role('reward', 1).call('score', { meta: { promptLength: P, ...texts }, tensors: seqs });
+  t.same([...one.tensors.scores.data], answers.map((a) => letters(a)));
   t.match((await rt.role('reward', 1).call('stats')).meta, { language: 'python', role: 'reward', replica: 1 });
   await t.rejects(rt.role('reward', 0).call('generate'), { code: 'unknown_method' });
-  await t.rejects(rt.role('reward', 0).call('score', { tensors: { ids: { dtype: 'i32', shape: [1, 1], data: Int32Array.from([1]) } } }), { code: 'bad_message', message: /'ids' and 'mask'/ });
-  await t.rejects(rt.role('reward', 0).call('score', { meta: { promptLength: 9 }, tensors: { ids: { dtype: 'i32', shape: [B, T], data: ids }, mask: { dtype: 'i32', shape: [B, T], data: mask } } }), { code: 'bad_message', message: /promptLength/ });
+  await t.rejects(rt.role('reward', 0).call('score', { tensors: seqs }), { code: 'bad_message', message: /meta 'prompts', 'answers' and 'eos'/ });
+  await t.rejects(rt.role('reward', 0).call('score', { meta: { ...texts, answers: ['x'] }, tensors: seqs }), { code: 'bad_message', message: /one entry per row/ });
   await rt.shutdown();
   t.same(processesMentioning(runDir), []);
 });
@@ -90,4 +94,31 @@ t.test('the JS reward process (piscina pool) answers score', async (t) => {
   await t.rejects(rt.role('length', 0).call('score', { tensors: {} }), { code: 'bad_message', message: /meta.texts/ });
   await rt.shutdown();
   t.same(processesMentioning(runDir), []);
+});
+
+t.test('a Python scorer that fails, then passes; one that hangs past the score deadline', { skip: pythonMissing() }, async (t) => {
+  const runDir = tempRunDir(t);
+  const flaky = join(repoRoot, 'test/fixtures/roles/reward_flaky.py');
+  const events: string[] = [];
+  const rt = await startRuntime({
+    flaky: { replicas: 1, devices: ['cpu:0'], command: [PY, flaky, '--fail-first', '2'] },
+    reward: { replicas: 1, devices: ['cpu:0'], command: [PY, flaky, '--sleep-once', '30'], cwd: runDir, restart: { maxRestarts: 1 } },
+  }, { runDir, peerTimeoutMs: 60_000, deadlines: { score: 1500 }, onEvent: (e) => events.push(`${e.event} ${e.role} ${e.why ?? ''}`) });
+  t.teardown(() => rt.shutdown());
+  const want = answers.map((a) => letters(a, 'a'));
+
+  // A retriable error twice, then the scores: the reward client sends the call again (reward.retries).
+  const asFlaky = { roleNames: () => ['reward'], group: () => rt.group('flaky'), role: (_: string, i: number) => rt.role('flaky', i) };
+  const ok = await new RewardClient(asFlaky, { decode: () => texts }, { retries: 2, backoffMs: 10 }).score({ B, T, P, ids, mask });
+  t.same([...ok.scores], want);
+  t.equal(ok.figures['reward/retries'], 2);
+  const failing = await startRuntime({ reward: { replicas: 1, devices: ['cpu:0'], command: [PY, flaky, '--fail-first', '5'] } }, { runDir: tempRunDir(t), peerTimeoutMs: 60_000 });
+  t.teardown(() => failing.shutdown());
+  await t.rejects(new RewardClient(failing, { decode: () => texts }, { retries: 1, backoffMs: 10 }).score({ B, T, P, ids, mask }, 3),
+    /^reward\/0\.score at ppo step 3 failed after 2 attempts: method_failed: score_answer raised RuntimeError\('flaky scorer: call 2 fails'\)/);
+
+  // Asleep past the deadline: restarted, the call sent again, and the new process (the marker is in its cwd, the run directory) answers.
+  const slow = await new RewardClient(rt, { decode: () => texts }, { retries: 0, backoffMs: 0 }).score({ B, T, P, ids, mask });
+  t.same([...slow.scores], want);
+  t.match(events, [/role_down reward .*past its deadline of 1\.5 s/, /role_restored reward/]);
 });
