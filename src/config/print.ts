@@ -19,6 +19,15 @@ export function formatConfig(config: Config): string {
   return rows.join('\n');
 }
 
+/** Only the keys that differ from the defaults, `key = value` one per line (the whole config is in config.json). */
+export function formatConfigChanges(config: Config): string {
+  const rows = flattenSchema(schema).flatMap(([key, f]) => {
+    const v = getPath(config, key);
+    return JSON.stringify(v) === JSON.stringify(f.default) ? [] : [`  ${key} = ${JSON.stringify(v)}`];
+  });
+  return rows.length ? rows.join('\n') : '  (all defaults)';
+}
+
 /** Writes the resolved config as `config.json` in the run directory; returns its path. */
 export function saveResolvedConfig(runDir: string, config: Config): string {
   mkdirSync(runDir, { recursive: true });

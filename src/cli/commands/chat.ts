@@ -20,7 +20,7 @@ import { Rng } from '../../tensor/index.js';
 
 const data = defaultConfig().data;
 
-const USAGE = `Usage: quartet chat --model DIR [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
+const USAGE = `Usage: npx quartet chat --model DIR [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
                     [--template TEXT] [--eot TEXT] [--show-prompt]
 
 Talks with a model folder (config.json, model.safetensors, tokenizer.json), one question

@@ -16,10 +16,10 @@ import { evalRewardModel, loadPairs } from '../../eval/rm.js';
 
 const data = defaultConfig().data;
 
-const USAGE = `Usage: quartet eval prompts --baseline DIR --finetuned DIR [--prompts FILE] [--max-new-tokens N]
+const USAGE = `Usage: npx quartet eval prompts --baseline DIR --finetuned DIR [--prompts FILE] [--max-new-tokens N]
                           [--temperature T] [--top-k K] [--top-p P] [--seed S] [--batch-size B]
                           [--template TEXT] [--eot TEXT] [--json]
-       quartet eval rm --model DIR --data PATH [--split train|test] [--batch-size B]
+       npx quartet eval rm --model DIR --data PATH [--split train|test] [--batch-size B]
                        [--max-prompt-len N] [--max-answer-len N] [--template TEXT] [--eot TEXT]
                        [--skip-bad-rows] [--json]
 

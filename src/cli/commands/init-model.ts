@@ -5,7 +5,7 @@ import type { Command } from '../main.js';
 import { SUPPORTED_MODEL_TYPES } from '../../models/config.js';
 import { initModelFolder } from '../../models/init.js';
 
-const USAGE = `Usage: quartet init-model --family TYPE --layers N --hidden C --heads NH --vocab V --out DIR
+const USAGE = `Usage: npx quartet init-model --family TYPE --layers N --hidden C --heads NH --vocab V --out DIR
                           [--kv-heads NKV] [--intermediate I] [--max-positions P] [--tie | --no-tie] [--seed S]
 
 Writes DIR/config.json, DIR/model.safetensors, DIR/tokenizer.json and DIR/tokenizer_config.json:
