@@ -59,7 +59,7 @@ t.test('a checkpoint folder of an unsupported family names the key, the folder a
 t.test('--help lists the options and every config key; stray words are refused', async (t) => {
   const r = await quartet(t, ['train', '--help']);
   t.equal(r.code, 0);
-  t.match(r.stdout, /Usage: quartet train/);
+  t.match(r.stdout, /Usage: npx quartet train/);
   t.match(r.stdout, /--resume/);
   t.match(r.stdout, /--ppo\.klCtl <number>/);
   t.match(r.stdout, /--critic\.devices <list of strings>/);
