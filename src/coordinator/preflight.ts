@@ -142,8 +142,8 @@ function length(cfg: Config, key: string, value?: number): number {
 
 /**
  * Makes data.maxPromptLen + `answerKey` fit the fewest positions among
- * `models`: keys the user did not set shrink (both in proportion when
- * neither is set), keys the user set that do not fit are problems.
+ * `models`: keys the user did not set shrink (the prompt to at most half
+ * the positions when neither is set), keys the user set that do not fit are problems.
  */
 function fit(cfg: Config, answerKey: string, answerMin: number, models: Slot[], set: (key: string) => boolean, problems: string[], notes: string[]): void {
   if (models.length === 0) return;
@@ -159,8 +159,9 @@ function fit(cfg: Config, answerKey: string, answerMin: number, models: Slot[], 
     problems.push(`${promptKey} = ${prompt} + ${answerKey} = ${answer} = ${prompt + answer} tokens exceed ${model}; lower ${answerKey} or ${promptKey}`);
     return;
   } else if (!setPrompt && !setAnswer) {
-    p = Math.max(1, Math.floor((P * prompt) / (prompt + answer)));
-    a = P - p;
+    // The prompt keeps at most half the positions, the answer gets the rest (up to its default).
+    p = Math.min(prompt, Math.max(1, Math.floor(P / 2)));
+    a = Math.min(answer, P - p);
   } else if (!setAnswer) {
     a = P - prompt;
   } else {
