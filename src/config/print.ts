@@ -36,11 +36,13 @@ export function saveResolvedConfig(runDir: string, config: Config): string {
   return path;
 }
 
-/** The configuration keys for `--help`: key, type, default, doc. */
-export function configHelp(): string {
+/** The configuration keys for `--help`: key, type, default, doc; with `only`, the keys under those sections and top-level names. */
+export function configHelp(only?: readonly string[]): string {
   const lines = ['Configuration keys (set in a --config JSON file, or as --key=value; the command line wins):'];
   let section = '';
+  const shown = (key: string) => !only || only.some((o) => key === o || key.startsWith(`${o}.`));
   for (const [key, f] of flattenSchema(schema)) {
+    if (!shown(key)) continue;
     const top = key.includes('.') ? key.split('.')[0] : '';
     if (top !== section) {
       section = top;

@@ -88,6 +88,11 @@ t.test('--help lists the options and every config key; stray words are refused',
   t.match(r.stdout, /--resume/);
   t.match(r.stdout, /--ppo\.klCtl <number>/);
   t.match(r.stdout, /--critic\.devices <list of strings>/);
+  const sft = await quartet(t, ['sft', '--help']);
+  t.equal(sft.code, 0);
+  t.match(sft.stdout, /--sft\.lr </);
+  t.notMatch(sft.stdout, /--ppo\.|--reward-model|--critic\./, 'sft --help lists only the keys sft uses');
+  t.match((await quartet(t, ['sft', '--help-all'])).stdout, /--ppo\.klCtl </, '--help-all lists every key');
   const s = await quartet(t, ['sft', 'extra', '--actor-model', world.model]);
   t.equal(s.code, 2);
   t.match(s.stderr, /unexpected argument 'extra'/);

@@ -24,7 +24,18 @@ const STEP_TEXT: Record<StepName, string> = {
   dpo: 'direct preference optimisation of the SFT actor on preference pairs (instead of steps 2 and 3)',
 };
 
-function usage(name: string, step: StepName | null): string {
+/** The config sections and keys each step command reads (--help lists these; --help-all every key). */
+const COMMON = ['seed', 'outputDir', 'resume', 'keepCheckpoints', 'data', 'runtime'];
+/** SFT and DPO train the actor group with their own optimiser keys; the actor's own lr, schedule... are PPO's. */
+const actorBesidesOptimiser = ['model', 'devices', 'replicas', 'threads', 'node', 'maxRestarts', 'gradClip', 'gradientCheckpointing', 'lora'].map((k) => `actor.${k}`);
+const STEP_KEYS: Record<StepName, string[]> = {
+  sft: [...COMMON, ...actorBesidesOptimiser, 'sft'],
+  rm: [...COMMON, 'reward', 'rm'],
+  ppo: [...COMMON, 'actor', 'critic', 'reference', 'reward', 'ppo'],
+  dpo: [...COMMON, ...actorBesidesOptimiser, 'reference', 'dpo'],
+};
+
+function usage(name: string, step: StepName | null, all: boolean): string {
   const what = step ? STEP_TEXT[step] : 'SFT, reward model and PPO in order, each step\'s output feeding the next';
   const needs = step === 'sft' ? '--actor-model DIR --data FILE'
     : step === 'rm' ? '--reward-model DIR --data FILE'
@@ -36,16 +47,14 @@ function usage(name: string, step: StepName | null): string {
 Runs ${what}.
 ${step === null ? 'With no model and no data, runs the embedded demo instead (a small model trained from scratch on this machine).\n' : ''}
   --config FILE        a JSON file of config keys (repeatable; a bare name is looked up in configs/)
-  --actor-model DIR    actor.model: the policy to start from (Hugging Face folder)
-  --reward-model DIR   reward.model: the reward model's starting folder${step === 'ppo' ? ' (a trained one, from npx quartet rm)' : ''}
-  --data FILE|DIR      data.paths: JSONL/JSON with prompt/chosen/rejected, or a dataset folder (comma-separated for several)
-  --steps LIST         steps: which of sft,rm,ppo to run (or sft,dpo)${step ? ` (fixed to ${step} here)` : ''}
-  --output-dir DIR     outputDir: the run directory
+${step === 'rm' ? '' : '  --actor-model DIR    actor.model: the policy to start from (Hugging Face folder)\n'}${step === 'sft' || step === 'dpo' ? '' : `  --reward-model DIR   reward.model: the reward model's starting folder${step === 'ppo' ? ' (a trained one, from npx quartet rm)' : ''}\n`}  --data FILE|DIR      data.paths: JSONL/JSON with prompt/chosen/rejected, or a dataset folder (comma-separated for several)
+${step ? '' : '  --steps LIST         steps: which of sft,rm,ppo to run (or sft,dpo)\n'}  --output-dir DIR     outputDir: the run directory
   --resume             continue the run in --output-dir from its last checkpoint
   --seed N             seed
   --a.b=value          any configuration key below
+  --help-all           list every configuration key, also those this command does not use
 
-${configHelp()}`;
+${configHelp(step && !all ? STEP_KEYS[step] : undefined)}`;
 }
 
 /** Where the run's final models are, and the command that talks to the actor. */
@@ -83,8 +92,8 @@ function makeCommand(name: string, step: StepName | null, summary: string): Comm
   return {
     summary,
     async run(argv) {
-      if (argv.includes('--help') || argv.includes('-h')) {
-        console.log(usage(name, step));
+      if (argv.includes('--help') || argv.includes('-h') || argv.includes('--help-all')) {
+        console.log(usage(name, step, argv.includes('--help-all')));
         return 0;
       }
       const { config, rest, files, explicit } = resolve(argv, step);
