@@ -64,7 +64,7 @@ const command: Command = {
       tie: values.tie ? true : values['no-tie'] ? false : undefined,
       seed: values.seed === undefined ? 0 : Number(values.seed),
     });
-    console.log(`wrote ${out}: ${cfg.modelType}, ${cfg.layers} layers, hidden ${cfg.hidden}, ${cfg.heads} heads (${cfg.kvHeads} kv), vocab ${cfg.vocabSize}`);
+    console.log(`wrote ${out}: ${cfg.modelType}, ${cfg.layers} layer${cfg.layers === 1 ? '' : 's'}, hidden ${cfg.hidden}, ${cfg.heads} heads (${cfg.kvHeads} kv), vocab ${cfg.vocabSize}`);
     return 0;
   },
 };
