@@ -1,4 +1,6 @@
 // Number flags of `quartet chat` and `quartet eval`, checked and named in errors.
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
@@ -24,3 +26,32 @@ export function samplingFlags(cmd: string, values: FlagValues): { temperature?: 
 export const SAMPLING_OPTIONS = {
   temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
 } as const;
+
+/**
+ * The reason `dir` cannot be talked to, or null: it must be a folder with the
+ * model's config.json and tokenizer.json (checked before any weights load).
+ */
+export function modelFolderProblem(cmd: string, flag: string, dir: string): string | null {
+  if (!existsSync(dir)) return `${cmd}: ${flag} ${dir} does not exist`;
+  if (!statSync(dir).isDirectory()) return `${cmd}: ${flag} ${dir} is not a folder (give a model folder with config.json and tokenizer.json)`;
+  for (const f of ['config.json', 'tokenizer.json']) {
+    if (!existsSync(join(dir, f))) return `${cmd}: ${flag} ${dir} holds no ${f}; a model folder needs config.json, the weights and tokenizer.json`;
+  }
+  return null;
+}
+
+/**
+ * The answer length of chat and eval prompts: the flag when given (an error
+ * naming it when it leaves no room for a prompt in `positions`), else the
+ * default, shrunk to half the model's positions where it does not fit, with a note.
+ */
+export function newTokensFor(cmd: string, given: number | undefined, dflt: number, positions: number, note: (line: string) => void): number {
+  if (given !== undefined) {
+    if (given >= positions) throw new Error(`${cmd}: --max-new-tokens ${given} leaves no room for a prompt in the model's ${positions} positions; give at most ${positions - 1}`);
+    return given;
+  }
+  if (dflt <= Math.floor(positions / 2)) return dflt;
+  const fitted = Math.max(1, Math.floor(positions / 2));
+  note(`(answers of at most ${fitted} tokens, half the model's ${positions} positions; --max-new-tokens sets it)`);
+  return fitted;
+}

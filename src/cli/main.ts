@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     const lines = (await available()).map(([n, c]) => `  ${n.padEnd(12)} ${c.summary}`);
-    console.log(`Usage: quartet <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun \`quartet <command> --help\` for a command's options.`);
+    console.log(`Usage: npx quartet <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun \`npx quartet <command> --help\` for a command's options.`);
     return 0;
   }
   if (name === '--version') {
@@ -52,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const load = commands[name];
   if (!load) {
-    console.error(`quartet: unknown command '${name}'. Run \`quartet --help\` for the list.`);
+    console.error(`quartet: unknown command '${name}'. Run \`npx quartet --help\` for the list.`);
     return 2;
   }
   return (await load()).run(rest);

@@ -21,6 +21,63 @@ export const flagAliases: Record<string, string> = {
   'resume': 'resume',
 };
 
+/**
+ * DeepSpeed-Chat's flag names (the main.py of training/step1, step2 and step3) and the Quartet
+ * keys that stand for them; docs/deepspeed-chat.md has the whole table.
+ */
+export const deepspeedChatFlags: Record<string, string> = {
+  model_name_or_path: '--actor-model (step 1) or --reward-model (step 2)',
+  actor_model_name_or_path: '--actor-model',
+  critic_model_name_or_path: '--reward-model (the critic starts from the reward model; --critic.model to differ)',
+  data_path: '--data',
+  data_split: '--data.split',
+  data_output_path: '--data.cacheDir',
+  output_dir: '--output-dir',
+  max_seq_len: '--data.maxPromptLen and --data.maxAnswerLen (their sum)',
+  max_prompt_seq_len: '--data.maxPromptLen',
+  max_answer_seq_len: '--ppo.maxNewTokens',
+  end_of_conversation_token: '--data.endOfConversationToken',
+  per_device_train_batch_size: '--sft.batchSize (step 1), --rm.batchSize (step 2) or --dpo.batchSize',
+  per_device_eval_batch_size: '--sft.evalBatchSize, --rm.evalBatchSize or --dpo.evalBatchSize',
+  per_device_generation_batch_size: '--ppo.promptBatchSize',
+  per_device_training_batch_size: '--ppo.trainBatchSize',
+  generation_batches: '--ppo.generationBatches',
+  ppo_epochs: '--ppo.ppoEpochs',
+  num_train_epochs: '--sft.epochs, --rm.epochs or --ppo.epochs',
+  learning_rate: '--sft.lr (step 1) or --reward.lr (step 2)',
+  actor_learning_rate: '--actor.lr',
+  critic_learning_rate: '--critic.lr',
+  weight_decay: '--sft.weightDecay (step 1) or --reward.weightDecay (step 2)',
+  actor_weight_decay: '--actor.weightDecay',
+  critic_weight_decay: '--critic.weightDecay',
+  lr_scheduler_type: '--sft.schedule, --reward.schedule, --actor.schedule or --critic.schedule',
+  num_warmup_steps: '--sft.warmup, --reward.warmup, --actor.warmup or --critic.warmup',
+  gradient_accumulation_steps: '--sft.gradAccum or --rm.gradAccum',
+  gradient_checkpointing: '--actor.gradientCheckpointing (or --reward.gradientCheckpointing)',
+  actor_gradient_checkpointing: '--actor.gradientCheckpointing',
+  critic_gradient_checkpointing: '--critic.gradientCheckpointing',
+  disable_dropout: '--sft.dropout=false',
+  disable_actor_dropout: '--actor.dropout=false (the default)',
+  disable_critic_dropout: '--critic.dropout=false (the default)',
+  lora_dim: '--actor.lora.dim (or --reward.lora.dim, --critic.lora.dim)',
+  actor_lora_dim: '--actor.lora.dim',
+  critic_lora_dim: '--critic.lora.dim',
+  lora_module_name: '--actor.lora.moduleNames',
+  actor_lora_module_name: '--actor.lora.moduleNames',
+  critic_lora_module_name: '--critic.lora.moduleNames',
+  only_optimize_lora: '--actor.lora.onlyOptimizeLora',
+  lora_learning_rate: '--actor.lora.lr',
+  unsupervised_dataset_name: '--data.ptxPaths',
+  unsup_coef: '--ppo.ptxCoef',
+  enable_ema: '--ppo.ema',
+  enable_hybrid_engine: 'nothing: the actor always generates and trains on the same weights',
+  enable_tensorboard: 'nothing yet: metrics are in <run>/metrics.jsonl and report.html',
+  zero_stage: 'nothing: each role process holds its whole model (place roles with --ROLE.devices)',
+  offload: 'nothing: each role process holds its whole model',
+  dtype: 'nothing: training is in f32',
+  eval_interval: '--sft.evalEvery or --rm.evalEvery',
+};
+
 export interface ParsedArgs {
   /** Config files named by --config (applied in order, before the overrides). */
   configFiles: string[];
@@ -103,7 +160,11 @@ export function parseArgs(argv: string[]): ParsedArgs {
     }
     if (!f) {
       const near = suggestKey(key);
-      problems.push({ key: `--${name}`, message: `unknown option${near ? ` (did you mean '--${near}'?)` : ''}` });
+      const ds = Object.hasOwn(deepspeedChatFlags, name) ? deepspeedChatFlags[name] : undefined;
+      problems.push({
+        key: `--${name}`,
+        message: ds ? `is DeepSpeed-Chat's flag; Quartet's is ${ds} (docs/deepspeed-chat.md)` : `unknown option${near ? ` (did you mean '--${near}'?)` : ''}`,
+      });
       if (raw === undefined && i + 1 < argv.length && !argv[i + 1].startsWith('--')) i++;
       continue;
     }

@@ -59,6 +59,17 @@ export interface LoadedConfig {
   rest: string[];
   /** The config files applied, in order. */
   files: string[];
+  /** The keys some layer set (a file, the command line, the base): the rest are defaults, which a run may fit to its models. */
+  explicit: Set<string>;
+}
+
+/** The dotted keys a nested object of config values sets. */
+export function keysSet(values: unknown, prefix = ''): string[] {
+  if (typeof values !== 'object' || values === null || Array.isArray(values)) return prefix ? [prefix] : [];
+  return Object.entries(values).flatMap(([k, v]) => {
+    const key = prefix ? `${prefix}.${k}` : k;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? keysSet(v, key) : [key];
+  });
 }
 
 /**
@@ -74,5 +85,5 @@ export function loadConfig(argv: string[], base?: { source: string; values: unkn
     ...files.map((f) => ({ source: f, values: relativeToFile(readConfigFile(f), f) })),
     { source: 'command line', values: args.overrides },
   ];
-  return { config: resolveConfig(layers), rest: args.rest, files };
+  return { config: resolveConfig(layers), rest: args.rest, files, explicit: new Set(layers.flatMap((l) => keysSet(l.values))) };
 }

@@ -20,6 +20,15 @@ export function formatConfig(config: Config): string {
   return rows.join('\n');
 }
 
+/** Only the keys that differ from the defaults, `key = value` one per line (the whole config is in config.json). */
+export function formatConfigChanges(config: Config): string {
+  const rows = flattenSchema(schema).flatMap(([key, f]) => {
+    const v = getPath(config, key);
+    return JSON.stringify(v) === JSON.stringify(f.default) ? [] : [`  ${key} = ${JSON.stringify(v)}`];
+  });
+  return rows.length ? rows.join('\n') : '  (all defaults)';
+}
+
 /** Writes the resolved config as `config.json` in the run directory; returns its path. */
 export function saveResolvedConfig(runDir: string, config: Config): string {
   makeDirs(runDir);
@@ -28,11 +37,13 @@ export function saveResolvedConfig(runDir: string, config: Config): string {
   return path;
 }
 
-/** The configuration keys for `--help`: key, type, default, doc. */
-export function configHelp(): string {
+/** The configuration keys for `--help`: key, type, default, doc; with `only`, the keys under those sections and top-level names. */
+export function configHelp(only?: readonly string[]): string {
   const lines = ['Configuration keys (set in a --config JSON file, or as --key=value; the command line wins):'];
   let section = '';
+  const shown = (key: string) => !only || only.some((o) => key === o || key.startsWith(`${o}.`));
   for (const [key, f] of flattenSchema(schema)) {
+    if (!shown(key)) continue;
     const top = key.includes('.') ? key.split('.')[0] : '';
     if (top !== section) {
       section = top;

@@ -21,10 +21,11 @@ import { runKeysIn, startRuntime, writeNodeKeys, type PlanInput, type Roles } fr
 import { MetricsWriter } from './metrics.js';
 import { runDpo, type DpoResult } from './dpo.js';
 import { runPpo, type PpoHooks, type PpoResult } from './ppo.js';
-import { freshRunState, latestPpoCheckpoint, markStepDone, readRunState } from './resume.js';
+import { preflight, type PreflightResult } from './preflight.js';
+import { freshRunState, latestPpoCheckpoint, markStepDone, readRunState, type RunState } from './resume.js';
 import { StepCheckpoints, type StepResume } from './step-checkpoints.js';
 import { runRm, type RmResult } from './rm.js';
-import { copyTokenizerFiles, runPaths, stepCheckpointsDir, type RunPaths } from './run-dir.js';
+import { copyTokenizerFiles, publishModel, runPaths, stepCheckpointsDir, type RunPaths } from './run-dir.js';
 import { runSft, type SftResult } from './sft.js';
 import { ensureWritableDir, makeDirs, onDisk } from '../util/disk.js';
 
@@ -42,6 +43,8 @@ export interface TrainOptions extends PpoHooks {
   startRoles?: StartRoles;
   /** Echo every role output line (default: only to the role's log file). */
   echoRoles?: (line: string) => void;
+  /** The config keys the user set (loadConfig's `explicit`): the other lengths may shrink to fit the models; undefined: none may. */
+  explicit?: ReadonlySet<string>;
 }
 
 export interface TrainResult {
@@ -128,19 +131,39 @@ function stopped(opts: TrainOptions, step: StepName, log: (line: string) => void
 
 export async function train(config: Config, opts: TrainOptions = {}): Promise<TrainResult> {
   const paths = runPaths(config.outputDir);
-  // Before anything starts: a run directory that cannot be written fails now, with the path and errno named.
-  ensureWritableDir(paths.root, 'outputDir');
-  makeDirs(paths.logs);
-  const trainLog = join(paths.logs, 'train.log');
-  // The driver's lines go to the caller and, with a time, to <run>/logs/train.log beside the roles' logs.
-  const log = (line: string) => {
-    onDisk('append to', trainLog, () => appendFileSync(trainLog, `${new Date().toISOString()} ${line}\n`));
-    opts.log?.(line);
-  };
   let state = readRunState(paths) ?? freshRunState();
   const clash = state.done.filter((d) => config.steps.includes(d));
   if (!config.resume && clash.length > 0)
     throw new Error(`${paths.root} already holds a run with step(s) ${clash.join(', ')} done; pass --resume to continue it, or choose another --output-dir`);
+  const trainLog = join(paths.logs, 'train.log');
+  const stamp = (line: string) => `${new Date().toISOString()} ${line}\n`;
+  // The whole run is checked before the run directory is made or any process starts: a mistake
+  // leaves no folder behind (and in an existing run directory, a line in its train.log).
+  let checked: PreflightResult;
+  try {
+    checked = preflight(config, state, opts.explicit);
+  } catch (err) {
+    if (existsSync(paths.logs)) appendFileSync(trainLog, stamp(`failed: ${(err as Error).message}`));
+    throw err;
+  }
+  // A run directory that cannot be written fails now, with the path and errno named (after the check, so a mistake leaves no folder).
+  ensureWritableDir(paths.root, 'outputDir');
+  makeDirs(paths.logs);
+  // The driver's lines go to the caller and, with a time, to <run>/logs/train.log beside the roles' logs.
+  const log = (line: string) => {
+    onDisk('append to', trainLog, () => appendFileSync(trainLog, stamp(line)));
+    opts.log?.(line);
+  };
+  for (const note of checked.notes) log(note);
+  try {
+    return await runSteps(checked.config, opts, paths, state, log);
+  } catch (err) {
+    appendFileSync(trainLog, stamp(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`));
+    throw err;
+  }
+}
+
+async function runSteps(config: Config, opts: TrainOptions, paths: RunPaths, state: RunState, log: (line: string) => void): Promise<TrainResult> {
   saveResolvedConfig(paths.root, config);
   const metrics = new MetricsWriter(paths.metrics);
   const start = opts.startRoles ?? runtimeRoles(opts.echoRoles, config.runtime, config.reward);
@@ -159,7 +182,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
     // (a step that places roles on a node waits up to runtime.nodeTimeout for it to join).
     const nodeKeys = writeNodeKeys(join(paths.root, 'keys', 'node.json'), runKeysIn(join(paths.root, 'keys', 'run.json')));
     const at = config.runtime.listen.replace(/^tcp:\/\/(0\.0\.0\.0|\*)(?=:)/, 'tcp://THIS_HOST');
-    log(`other machines: copy ${nodeKeys} there and run: quartet node --coordinator ${at} --keys node.json --name NAME`);
+    log(`other machines: copy ${nodeKeys} there and run: npx quartet node --coordinator ${at} --keys node.json --name NAME`);
   }
   const result: TrainResult = { runDir: paths.root, skipped: [] };
   /** A later step of this command will run (and its coordinator wants the node agents back), unless stopped. */
@@ -201,6 +224,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       if (stopped(opts, step, log)) break;
       copyTokenizerFiles(model, paths.sft);
       state = markStepDone(paths, state, step, paths.sft);
+      publishModel(paths.sft, paths.actor);
       feedForward(cfg, step, paths.sft);
     } else if (step === 'rm') {
       const model = need(cfg.reward.model, 'reward.model', step, '--reward-model');
@@ -216,6 +240,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       if (stopped(opts, step, log)) break;
       copyTokenizerFiles(model, paths.rm);
       state = markStepDone(paths, state, step, paths.rm);
+      publishModel(paths.rm, paths.reward);
       feedForward(cfg, step, paths.rm);
     } else if (step === 'dpo') {
       const model = need(cfg.actor.model, 'actor.model', step, '--actor-model');
@@ -233,6 +258,7 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       if (stopped(opts, step, log)) break;
       copyTokenizerFiles(model, output);
       state = markStepDone(paths, state, step, output);
+      publishModel(output, paths.actor);
     } else {
       const actorModel = need(cfg.actor.model, 'actor.model', step, '--actor-model');
       if (cfg.reward.kind === 'model') need(cfg.reward.model, 'reward.model', step, '--reward-model');
@@ -264,6 +290,8 @@ export async function train(config: Config, opts: TrainOptions = {}): Promise<Tr
       }
       if (stopped(opts, step, log)) break;
       state = markStepDone(paths, state, step, paths.ppoActor);
+      publishModel(paths.ppoActor, paths.actor);
+      if (existsSync(paths.ppoCritic)) publishModel(paths.ppoCritic, paths.critic);
     }
     times[step] = (performance.now() - stepStart) / 1000;
   }

@@ -149,18 +149,30 @@ export interface KlStats {
   klPerSequence: number;
   /** Mean over all answer tokens of (logp - ref_logp). */
   klPerToken: number;
+  /**
+   * Mean over sequences of the summed k3 estimate, r - 1 - log r with
+   * r = exp(ref_logp - logp) per token: also an unbiased estimate of
+   * KL(policy || reference) over answers the policy sampled, but never
+   * negative, where the plain (logp - ref_logp) of one batch can be below
+   * zero by sampling noise alone (or when sampling is not at temperature 1).
+   */
+  klK3PerSequence: number;
 }
 
 /** The KL metrics of a batch (the sampled estimate, as DeepSpeed-Chat's penalty uses). */
 export function klStats(batch: AnswerBatch, logprobs: Float32Array, refLogprobs: Float32Array): KlStats {
   checkBatch('klStats', batch, { logprobs, refLogprobs });
   const { B, A, answerLens } = batch;
-  let total = 0, tokens = 0;
+  let total = 0, tokens = 0, k3 = 0;
   for (let b = 0; b < B; b++) {
-    for (let j = 0; j < answerLens[b]; j++) total += logprobs[b * A + j] - refLogprobs[b * A + j];
+    for (let j = 0; j < answerLens[b]; j++) {
+      const logRatio = refLogprobs[b * A + j] - logprobs[b * A + j];
+      total -= logRatio;
+      k3 += Math.expm1(logRatio) - logRatio;
+    }
     tokens += answerLens[b];
   }
-  return { klPerSequence: B ? total / B : 0, klPerToken: tokens ? total / tokens : 0 };
+  return { klPerSequence: B ? total / B : 0, klPerToken: tokens ? total / tokens : 0, klK3PerSequence: B ? k3 / B : 0 };
 }
 
 export interface LossResult {

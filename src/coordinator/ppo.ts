@@ -321,7 +321,9 @@ export class PpoDriver {
     const seqTokens = exps.reduce((s, e) => s + e.B * e.T, 0);
     const figures: StepFigures = {
       reward: mean(scores),
-      kl: rows ? kls.reduce((s, k) => s + k.kl.klPerSequence * k.B, 0) / rows : null,
+      // kl: the never-negative k3 estimate (ppo-math.ts); kl_sampled: the plain one the penalty uses, noisy around it.
+      kl: rows ? kls.reduce((s, k) => s + k.kl.klK3PerSequence * k.B, 0) / rows : null,
+      kl_sampled: rows ? kls.reduce((s, k) => s + k.kl.klPerSequence * k.B, 0) / rows : null,
       kl_per_token: rows ? mean(kls.map((k) => k.kl.klPerToken)) : null,
       answer_len: mean(all((e) => Array.from(e.answerLens))),
       return: mean(all((e) => returnsPerSequence(e))),
@@ -461,6 +463,8 @@ function maskedValues(e: Experience, arr: Float32Array): number[] {
 export async function runPpo(roles: Roles, config: Config, data: PpoData, out: PpoOutputs, hooks: PpoHooks = {}, resume?: PpoResume): Promise<PpoResult> {
   const d = new PpoDriver(roles, config, data, out, hooks);
   if (d.totalSteps === 0) throw new Error(`ppo: no full step of prompts (${data.prompts.prompts.n} prompts for promptBatchSize ${config.ppo.promptBatchSize} x generationBatches ${config.ppo.generationBatches})`);
+  const { maxSteps, epochs } = config.ppo;
+  if (maxSteps > d.totalSteps) hooks.log?.(`ppo: ppo.maxSteps = ${maxSteps}, but ${data.prompts.prompts.n} prompts make ${d.totalSteps} steps in ${epochs} epoch(s); running ${d.totalSteps} (raise ppo.epochs for more)`);
   if (resume) await d.resume(resume);
   return d.run();
 }

@@ -7,10 +7,11 @@
 //   <run>/sft/                     step 1's actor (Hugging Face folder)
 //   <run>/rm/                      step 2's reward model
 //   <run>/ppo/actor, ppo/critic    step 3's final models
+//   <run>/actor, critic, reward    the run's final models, whichever step made them (files linked, not copied)
 //   <run>/ppo/checkpoints/step-N/  actor/ and critic/ with optimizer state, and state.json
 //   <run>/checkpoints/<step>/step-N/  inside sft, rm and dpo: model/ with optimizer state, and state.json
 //   <run>/data-cache/              tokenised data (the data layer's default)
-import { copyFileSync, existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { diskError, makeDirs, onDisk } from '../util/disk.js';
 
@@ -25,6 +26,10 @@ export interface RunPaths {
   ppoActor: string;
   ppoCritic: string;
   checkpoints: string;
+  /** The run's final models: the newest actor (ppo, else dpo, else sft), critic (ppo) and reward model (rm). */
+  actor: string;
+  critic: string;
+  reward: string;
 }
 
 export function runPaths(root: string): RunPaths {
@@ -40,6 +45,9 @@ export function runPaths(root: string): RunPaths {
     ppoActor: join(r, 'ppo', 'actor'),
     ppoCritic: join(r, 'ppo', 'critic'),
     checkpoints: join(r, 'ppo', 'checkpoints'),
+    actor: join(r, 'actor'),
+    critic: join(r, 'critic'),
+    reward: join(r, 'reward'),
   };
 }
 
@@ -103,5 +111,27 @@ export function copyTokenizerFiles(from: string, to: string): void {
   makeDirs(to);
   for (const f of TOKENIZER_FILES) {
     if (existsSync(join(from, f)) && !existsSync(join(to, f))) onDisk('copy the tokenizer file to', join(to, f), () => copyFileSync(join(from, f), join(to, f)));
+  }
+}
+
+/**
+ * Makes `to` (one of the run's final model folders) hold what the step output
+ * `from` holds: its files hard-linked (copied where a link cannot be made),
+ * so a run has one place for each final model without a second copy on disk.
+ * Whatever `to` held before is replaced; `from` is left as it is.
+ */
+export function publishModel(from: string, to: string): void {
+  rmSync(to, { recursive: true, force: true });
+  mkdirSync(to, { recursive: true });
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    const [src, dst] = [join(from, entry.name), join(to, entry.name)];
+    if (entry.isDirectory()) publishModel(src, dst);
+    else {
+      try {
+        linkSync(src, dst);
+      } catch {
+        copyFileSync(src, dst);
+      }
+    }
   }
 }

@@ -10,9 +10,9 @@
 //            learned reward, KL to the reference, repetition
 // Steps 1-3 run through the pipeline's own drivers (src/coordinator), each
 // with the demo's data files as its dataset. The run directory gets the usual
-// layout plus summary.json, report.html and actor/ (the final policy, for
-// `quartet chat --model <run>/actor`).
-import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+// layout (the final policy in actor/, for `npx quartet chat --model <run>/actor`)
+// plus summary.json and report.html.
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Config, StepName } from '../config/defaults.js';
 import { findConfigFile, loadConfig, readConfigFile } from '../config/load.js';
@@ -26,6 +26,7 @@ import { writeReport } from '../report/report.js';
 import { writeSummary, type RunSummary } from '../report/summary.js';
 import { summaryText } from '../report/text.js';
 import { repoRoot } from '../util/paths.js';
+import { printAbove } from '../util/progress.js';
 import { sha256 } from '../data/cache.js';
 import { prepareDemoData, demoDataDefaults } from './data.js';
 import { evaluateBeforeAfter } from './evaluate.js';
@@ -46,6 +47,8 @@ export interface DemoRunOptions {
   log?: (line: string) => void;
   /** Progress bars on stderr (default true). */
   progress?: boolean;
+  /** The config keys the user set (loadConfig's `explicit`); the others may be fitted to the model. */
+  explicit?: ReadonlySet<string>;
 }
 
 export interface DemoResult {
@@ -122,7 +125,7 @@ export async function runDemoWith(opts: DemoRunOptions): Promise<DemoResult> {
   // Step 1: SFT from the pre-trained base.
   const sftConfig = stepConfig(config, 'sft', join(data.dir, 'sft.jsonl'), config.resume);
   sftConfig.actor.model = base.dir;
-  await timed('sft', () => train(sftConfig, { log, metrics, progress }));
+  await timed('sft', () => train(sftConfig, { log, metrics, progress, explicit: opts.explicit }));
 
   // Step 2: preference pairs from the SFT actor, then the reward model (from the pre-trained base, as DeepSpeed-Chat starts its RM from a base model).
   const pairsPath = join(paths.root, 'rm_pairs.jsonl');
@@ -132,7 +135,7 @@ export async function runDemoWith(opts: DemoRunOptions): Promise<DemoResult> {
   const rmConfig = stepConfig(config, 'rm', pairsPath, true);
   rmConfig.data.evalFraction = demo.rmEvalFraction;
   rmConfig.reward.model = base.dir;
-  const rm = await timed('rm', () => train(rmConfig, { log, metrics, progress }));
+  const rm = await timed('rm', () => train(rmConfig, { log, metrics, progress, explicit: opts.explicit }));
 
   // Step 3: PPO; each step's answers also get their gold score (for the report's curves).
   const tok = QTokenizer.load(paths.sft);
@@ -143,14 +146,14 @@ export async function runDemoWith(opts: DemoRunOptions): Promise<DemoResult> {
   const ppoConfig = stepConfig(config, 'ppo', join(data.dir, 'rm_prompts.jsonl'), true);
   ppoConfig.actor.model = paths.sft;
   ppoConfig.reward.model = paths.rm;
-  const ppo = await timed('ppo', () => train(ppoConfig, { log, metrics, progress, onExperience }));
+  const ppo = await timed('ppo', () => train(ppoConfig, { log, metrics, progress, onExperience, explicit: opts.explicit }));
 
   // Before/after on the held-out prompts.
   const prompts = data.eval.map((e) => e.prompt);
   const ev = await timed('evaluate', () => evaluateBeforeAfter(paths.sft, paths.ppoActor, paths.rm, prompts, config, demo.evaluate.batchSize, { runDir: paths.root, progress }));
 
-  const actorDir = join(paths.root, 'actor');
-  cpSync(paths.ppoActor, actorDir, { recursive: true });
+  // The pipeline left the final models at <run>/actor, critic and reward.
+  const actorDir = paths.actor;
   const ppoSteps = ppo.ppo?.steps ?? 0;
   const rmEval = rm.rm?.evalAfter;
   const summary: RunSummary = {
@@ -180,14 +183,14 @@ export async function runDemoWith(opts: DemoRunOptions): Promise<DemoResult> {
 /** `quartet train` with no model and no data (and `npm start`): the demo with configs/demo.json under the user's flags. */
 export async function runDemo(argv: string[]): Promise<number> {
   const file = findConfigFile('demo');
-  const { config } = loadConfig(argv, { source: file, values: readConfigFile(file) });
-  const log = (line: string) => console.log(line);
+  const { config, explicit } = loadConfig(argv, { source: file, values: readConfigFile(file) });
+  const log = (line: string) => printAbove(line);
   log('quartet: no model and no data given, so this runs the embedded demo: a small GPT trained from scratch on the Brown corpus,\n' +
     'then SFT, a reward model on AFINN-labelled answer pairs, and PPO; gold sentiment scores before and after PPO show what RLHF did.');
-  const r = await runDemoWith({ config, log });
+  const r = await runDemoWith({ config, log, explicit });
   console.log('\n' + summaryText(r.summary, { samples: 3 }));
   const rel = relative(process.cwd(), r.runDir) || '.';
   console.log(`\nReport: ${join(rel, 'report.html')}    Summary: ${join(rel, 'summary.json')}`);
-  console.log(`Talk to the result: quartet chat --model ${join(rel, 'actor')}`);
+  console.log(`Talk to the result: npx quartet chat --model ${join(rel, 'actor')}`);
   return 0;
 }

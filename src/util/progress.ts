@@ -1,6 +1,22 @@
 // A progress bar for long phases (tokenising, SFT/RM epochs, PPO steps). On a
 // terminal it redraws one line in place with rate and ETA; in a log file (not
 // a TTY) it writes a plain line every few percent, so logs stay readable.
+// Lines printed while a bar is drawn go through printAbove: the bar is wiped,
+// the line printed, the bar drawn again below it (as cli-progress does), so
+// a log line and the bar never share a line of the terminal.
+
+type Stream = { write(s: string): unknown; isTTY?: boolean };
+
+/** The bar drawn on a terminal now, if any: the one printAbove keeps below the log. */
+let drawn: Progress | null = null;
+
+/** Prints a whole line (default: on stdout) above the progress bar that is drawn, if one is. */
+export function printAbove(line: string, stream: Stream = process.stdout): void {
+  const bar = drawn;
+  bar?.wipe();
+  stream.write(`${line}\n`);
+  bar?.redraw();
+}
 
 export interface ProgressOptions {
   /** Work units in the phase (examples, steps, ...). */
@@ -9,7 +25,7 @@ export interface ProgressOptions {
   /** Unit name for the rate, e.g. 'rows' -> '120 rows/s'. */
   unit?: string;
   /** Defaults to process.stderr. */
-  stream?: { write(s: string): unknown; isTTY?: boolean };
+  stream?: Stream;
   /** Not a TTY: write a line each time this many more percent are done. */
   everyPercent?: number;
   /** TTY: redraw at most this often. */
@@ -37,7 +53,9 @@ export class Progress {
   private lastDraw = -Infinity;
   private lastPercentLine = 0;
   private finished = false;
-  private readonly stream: { write(s: string): unknown; isTTY?: boolean };
+  private readonly stream: Stream;
+  /** The bar as last drawn on a terminal ('' before the first draw). */
+  private shown = '';
   private readonly now: () => number;
   private readonly tty: boolean;
 
@@ -62,7 +80,9 @@ export class Progress {
     if (this.tty) {
       if (t - this.lastDraw >= (this.o.redrawMs ?? 100) || this.done === this.o.total) {
         this.lastDraw = t;
-        this.stream.write(`\r\x1b[2K${this.line(t, note, true)}`);
+        this.shown = this.line(t, note, true);
+        this.stream.write(`\r\x1b[2K${this.shown}`);
+        drawn = this;
       }
     } else {
       const step = this.o.everyPercent ?? 10;
@@ -79,11 +99,22 @@ export class Progress {
   finish(note = ''): void {
     if (this.finished) return;
     this.finished = true;
+    if (drawn === this) drawn = null;
     const t = this.now();
     const elapsed = (t - this.start) / 1000;
     const line = `${this.o.label}: ${this.done}/${this.o.total} in ${formatDuration(elapsed)}` +
       ` (${formatRate(this.done / elapsed)} ${this.o.unit ?? 'it'}/s)${note ? ` ${note}` : ''}`;
     this.stream.write(this.tty ? `\r\x1b[2K${line}\n` : `${line}\n`);
+  }
+
+  /** Clears the drawn bar's line (printAbove, before its line). */
+  wipe(): void {
+    if (this.shown) this.stream.write('\r\x1b[2K');
+  }
+
+  /** Draws the bar again as it was (printAbove, after its line). */
+  redraw(): void {
+    if (this.shown && !this.finished) this.stream.write(this.shown);
   }
 
   private line(t: number, note: string, bar: boolean): string {

@@ -168,7 +168,7 @@ t.test('quartet chat ends at the end of its input, and checks its flags', async 
   t.match(eof.stdout, /^Human: Hi\nAssistant: .*\n$/s);
   const help = await chat(['--help'], '');
   t.equal(help.code, 0);
-  t.match(help.stdout, /Usage: quartet chat --model DIR/);
+  t.match(help.stdout, /Usage: npx quartet chat --model DIR/);
   const none = await chat([], '');
   t.equal(none.code, 2);
   t.match(none.stderr, /--model is required/);
@@ -176,9 +176,23 @@ t.test('quartet chat ends at the end of its input, and checks its flags', async 
   t.equal(bad.code, 1);
   t.match(bad.stderr, /--top-p must be in \(0, 1\], got '2'/);
   const long = await chat(['--model', gpt2Dir, '--max-new-tokens', '256'], 'Hi\n');
-  t.match(long.stderr, /leaves no room for a prompt in the model's 256 positions/);
+  t.match(long.stderr, /--max-new-tokens 256 leaves no room for a prompt in the model's 256 positions; give at most 255/);
   const missing = await chat(['--model', join(root, 'nowhere')], 'Hi\n');
-  t.match(missing.stderr, /tokenizer\.json is missing/);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /chat: --model \S*nowhere does not exist/);
+  const noTokenizer = join(root, 'no-tokenizer');
+  mkdirSync(noTokenizer, { recursive: true });
+  writeFileSync(join(noTokenizer, 'config.json'), '{}');
+  t.match((await chat(['--model', noTokenizer], 'Hi\n')).stderr, /holds no tokenizer\.json/);
+});
+
+t.test('quartet chat fits its default answer length to a small model (the demo\'s 64 positions)', async (t) => {
+  const small = join(root, 'small');
+  initModelFolder(small, { modelType: 'gpt2', layers: 1, hidden: 32, heads: 4, vocab: 400, maxPositions: 64, seed: 9 });
+  const r = await chat(['--model', small], 'Hi\n');
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stderr, /answers of at most 32 tokens, half the model's 64 positions/);
+  t.match(r.stdout, /^Human: Hi\nAssistant: /);
 });
 
 t.test('a model inside a run directory is prompted in the run\'s format', async (t) => {

@@ -56,6 +56,10 @@ t.test('eval prompts: both answers, as generate() gives them', async (t) => {
   writeFileSync(bad, '{"prompt": "fine"}\n{"text": "no prompt"}\n');
   await t.rejects(quartet('prompts', '--baseline', base, '--finetuned', tuned, '--prompts', bad), /bad\.jsonl:2: expected an object with a non-empty string 'prompt'/);
   await t.rejects(quartet('prompts', '--baseline', base), /needs --baseline and --finetuned/);
+  const fitted = await quartet('prompts', '--baseline', base, '--finetuned', tuned, '--prompts', file, '--json');
+  t.match(fitted.stderr, /answers of at most 64 tokens, half the model's 128 positions/, 'the default 100 shrinks to fit a 128-position model');
+  await t.rejects(quartet('prompts', '--baseline', join(root, 'nope'), '--finetuned', tuned), /--baseline \S*nope does not exist/);
+  await t.rejects(quartet('prompts', '--baseline', base, '--finetuned', tuned, '--max-new-tokens', '128'), /--max-new-tokens 128 leaves no room for a prompt in the model's 128 positions/);
 });
 
 t.test('eval rm: accuracy and mean scores of a hand-set value head, checked directly', async (t) => {
@@ -130,9 +134,10 @@ t.test('eval rm: errors name what is wrong', async (t) => {
   await t.rejects(quartet('rm', '--model', plain, '--data', data), /one\.jsonl:2: 'chosen' must be a string/);
   await t.rejects(quartet('rm', '--model', plain, '--data', join(root, 'none.jsonl')), /does not exist/);
   await t.rejects(quartet('rm', '--model', plain), /needs --model and --data/);
+  await t.rejects(quartet('rm', '--model', join(root, 'nope'), '--data', data), /eval rm: --model \S*nope does not exist/);
   await t.rejects(quartet('rm', '--model', plain, '--data', data, '--split', 'dev'), /--split must be 'train' or 'test'/);
   await t.rejects(quartet('nonsense'), /unknown evaluation 'nonsense'/);
   await t.rejects(quartet(), /say which evaluation/);
   const help = await quartet('rm', '--help');
-  t.match(help.stdout, /Usage: quartet eval prompts/);
+  t.match(help.stdout, /Usage: npx quartet eval prompts/);
 });

@@ -35,7 +35,7 @@ t.test('writes report.html and report.svg and prints the path; a bad line is nam
 
 t.test('--help, and a usage error without RUN_DIR or for a missing one', async (t) => {
   const help = await quartet('--help');
-  t.match(help.stdout, /Usage: quartet report RUN_DIR/);
+  t.match(help.stdout, /Usage: npx quartet report RUN_DIR/);
   const fails = async (args: string[]): Promise<{ code: number; stderr: string }> => {
     try {
       await quartet(...args);

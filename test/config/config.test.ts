@@ -3,9 +3,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defaultConfig, schema } from '../../src/config/defaults.js';
-import { parseArgs } from '../../src/config/cli.js';
+import { deepspeedChatFlags, flagAliases, parseArgs } from '../../src/config/cli.js';
 import { loadConfig } from '../../src/config/load.js';
-import { configHelp, formatConfig, saveResolvedConfig } from '../../src/config/print.js';
+import { configHelp, formatConfig, formatConfigChanges, saveResolvedConfig } from '../../src/config/print.js';
 import { placementPlan, rolesForStep } from '../../src/config/plan.js';
 import { planPlacement } from '../../src/runtime/placement.js';
 import { ConfigError, resolveConfig } from '../../src/config/validate.js';
@@ -232,4 +232,28 @@ t.test('a custom scorer: what the other steps and keys must give it', async (t) 
   writeFileSync(join(dir, 'run.json'), JSON.stringify({ reward: { kind: 'command', command: ['python3', 'score.py', 'lib/x.py', '--k', '/abs/y.py'] } }));
   t.same(loadConfig(['--config', join(dir, 'run.json')]).config.reward.command, ['python3', join(dir, 'score.py'), join(dir, 'lib/x.py'), '--k', '/abs/y.py']);
   t.same(loadConfig(['--config', join(dir, 'run.json'), '--reward.command=python3,score.py']).config.reward.command, ['python3', 'score.py'], 'the command line is taken as given');
+});
+
+t.test("DeepSpeed-Chat's flag names get a hint to the Quartet key, and every key a hint names exists", async (t) => {
+  t.throws(() => parseArgs(['--actor_model_name_or_path', 'x']), { message: /--actor_model_name_or_path: is DeepSpeed-Chat's flag; Quartet's is --actor-model \(docs\/deepspeed-chat\.md\)/ });
+  const keys = new Set(flattenSchema(schema).map(([k]) => k));
+  for (const [ds, hint] of Object.entries(deepspeedChatFlags)) {
+    for (const [, name] of hint.matchAll(/--([\w.-]+)/g)) {
+      if (name.startsWith('ROLE.')) continue;
+      t.ok(keys.has(flagAliases[name] ?? name), `${ds}: --${name} is a Quartet key`);
+    }
+  }
+});
+
+t.test('configHelp lists only the sections a command uses; formatConfigChanges only what differs', async (t) => {
+  const sft = configHelp(['seed', 'actor.lora', 'sft']);
+  t.match(sft, /--sft\.lr </);
+  t.match(sft, /--actor\.lora\.dim </);
+  t.notMatch(sft, /--ppo\.|--actor\.lr |--reward\./);
+  t.match(configHelp(), /--ppo\.klCtl </);
+  const c = defaultConfig();
+  t.equal(formatConfigChanges(c), '  (all defaults)');
+  c.ppo.klCtl = 0.2;
+  c.data.paths = ['a.jsonl'];
+  t.equal(formatConfigChanges(c), '  data.paths = ["a.jsonl"]\n  ppo.klCtl = 0.2');
 });

@@ -245,6 +245,15 @@ t.test('short last batches join the one before, so every replica of a training c
   t.same(ppo.calls.filter((x) => x.method === 'train_value').map((x) => x.shapes.ids[0]), [6], 'the critic trains on the same merged chunk');
 });
 
+t.test('ppo: a maxSteps beyond what the epochs allow says so', async (t) => {
+  const dir = tmp(t);
+  const { roles } = fakeRoles({ answerLen: () => 3 });
+  const lines: string[] = [];
+  const r = await runPpo(roles, ppoConfig((c) => { c.ppo.maxSteps = 20; }), ppoData(24), outs(dir), { log: (l) => lines.push(l), progress: false });
+  t.equal(r.steps, 3);
+  t.match(lines.join('\n'), /ppo\.maxSteps = 20, but 24 prompts make 3 steps in 1 epoch\(s\); running 3 \(raise ppo\.epochs for more\)/);
+});
+
 t.test('ppo: learning rates over the run follow the schedules; metrics per step', async (t) => {
   const dir = tmp(t);
   const { roles, calls } = fakeRoles({ answerLen: () => 3 });
@@ -258,8 +267,10 @@ t.test('ppo: learning rates over the run follow the schedules; metrics per step'
   t.same(metrics.rows.map((m) => m.step), [1, 2, 3]);
   for (const k of ['reward', 'kl', 'kl_per_token', 'policy_loss', 'value_loss', 'clip_frac', 'value_clip_frac', 'time_generate', 'time_experience', 'time_train', 'tokens_per_s', 'answer_len'])
     t.type(metrics.rows[0].figures[k], 'number', `figure ${k}`);
-  // Fake logprobs differ from the reference by 0.5 per token: KL per answer = 0.5 x 4 tokens (3 + eos).
-  t.ok(Math.abs(metrics.rows[0].figures.kl! - 2) < 1e-5, `kl ${metrics.rows[0].figures.kl}`);
+  // Fake logprobs differ from the reference by 0.5 per token: the plain estimate per answer = 0.5 x 4 tokens (3 + eos),
+  // the k3 one (e^-0.5 - 1 + 0.5) x 4.
+  t.ok(Math.abs(metrics.rows[0].figures.kl_sampled! - 2) < 1e-5, `kl_sampled ${metrics.rows[0].figures.kl_sampled}`);
+  t.ok(Math.abs(metrics.rows[0].figures.kl! - 4 * (Math.exp(-0.5) - 0.5)) < 1e-5, `kl ${metrics.rows[0].figures.kl}`);
 });
 
 t.test('ppo: checkpoints every saveEvery steps; a stopped run resumes without a lost or repeated batch', async (t) => {

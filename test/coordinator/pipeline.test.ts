@@ -2,7 +2,7 @@
 // next through the placement plans (actor and reference <- SFT output,
 // critic and reward <- RM output), roles started per step and closed after,
 // the run state for --resume, and the refusal to overwrite a finished run.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, statSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -67,6 +67,10 @@ t.test('steps run in order, each output feeding the next, roles closed after eac
   const state = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8'));
   t.same(state.done, ['sft', 'rm', 'ppo']);
   t.ok(existsSync(join(out, 'sft', 'tokenizer.json')) && existsSync(join(out, 'ppo', 'actor', 'tokenizer.json')), 'step outputs carry the tokenizer');
+  for (const [final, from] of [['actor', 'ppo/actor'], ['critic', 'ppo/critic'], ['reward', 'rm']]) {
+    const a = statSync(join(out, final, 'config.json')), b = statSync(join(out, from, 'config.json'));
+    t.equal(a.ino, b.ino, `<run>/${final} holds ${from}'s files (linked, not copied)`);
+  }
   const saved = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
   t.equal(saved.actor.model, world.model, 'the resolved config as given is saved');
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));

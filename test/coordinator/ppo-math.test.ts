@@ -235,6 +235,11 @@ t.test('dropping answers of at most one token, masks, slicing, KL metrics', asyn
   // KL: row 0 sums 0.5 + 0.25 = 0.75 over 2 tokens, row 1 sums 1 over 1 token -> per sequence 0.875, per token 1.75/3
   const kl = klStats({ B: 2, A: 2, answerLens: i32([2, 1]) }, f32([1, 0.5, 2, 100]), f32([0.5, 0.25, 1, 0]));
   close(t, [kl.klPerSequence, kl.klPerToken], [0.875, 1.75 / 3], 'kl');
+  // k3 per token: e^-d - 1 + d for d = logp - ref = 0.5, 0.25 (row 0) and 1 (row 1).
+  const k3 = (d: number) => Math.exp(-d) - 1 + d;
+  close(t, [kl.klK3PerSequence], [(k3(0.5) + k3(0.25) + k3(1)) / 2], 'k3 kl');
+  const below = klStats({ B: 1, A: 2, answerLens: i32([2]) }, f32([0.1, -0.3]), f32([0.2, -0.1]));
+  t.ok(below.klPerSequence < 0 && below.klK3PerSequence > 0, 'a batch whose plain estimate is negative has a positive k3 estimate');
   t.throws(() => computeRewards({ B: 1, A: 2, answerLens: i32([3]), logprobs: f32([0, 0]), refLogprobs: f32([0, 0]), scores: f32([0]), klCtl: 0.1, clipRewardValue: 5 }),
     /computeRewards: answerLens\[0\] = 3 is outside 0..A=2/);
   t.throws(() => gae({ B: 1, A: 2, answerLens: i32([2]), rewards: f32([0]), values: f32([0, 0]), gamma: 1, lambda: 1 }), /gae: rewards has 1 entries/);

@@ -108,7 +108,7 @@ t.test('every role killed or stopped at every phase: the run ends exactly as the
   const args = ['ppo', '--config', cfgFile, '--actor-model', world.model, '--reward-model', world.model, '--data', world.data, '--output-dir', pre];
   const first = await quartet(t, args, { killOn: /ppo step 3\/6/, killSignal: 'SIGTERM' });
   t.equal(first.code, 143, `SIGTERM: exit code 143 (stderr tail: ${first.stderr.slice(-800)})`);
-  t.match(first.stdout, /stopped in .*; continue with: quartet ppo --output-dir .* --resume/);
+  t.match(first.stdout, /stopped in .*; continue with: npx quartet ppo --output-dir .* --resume/);
   const resumed = await quartet(t, ['ppo', '--output-dir', pre, '--resume']);
   t.equal(resumed.code, 0, `--resume finishes (stderr tail: ${resumed.stderr.slice(-800)})`);
   const got = figures(pre);

@@ -62,7 +62,7 @@ t.test('quartet train with an actor replica and the critic on another machine', 
 
   const r = await training;
   t.equal(r.code, 0, `quartet train exits 0 (stderr tail: ${r.stderr.slice(-1500)})`);
-  t.match(r.stdout, new RegExp(`other machines: copy ${keys} there and run: quartet node --coordinator ${listen} --keys node.json --name NAME`), 'the run says how other machines join');
+  t.match(r.stdout, new RegExp(`other machines: copy ${keys} there and run: npx quartet node --coordinator ${listen} --keys node.json --name NAME`), 'the run says how other machines join');
   const code = await Promise.race([nodeExit, new Promise((res) => setTimeout(() => res('still running'), 15_000))]);
   t.equal(code, 0, `the node agent exits by itself when the run ends (its output: ${nodeOut.trim().split('\n').slice(-4).join(' | ')})`);
   t.equal(nodeOut.match(/joined tcp:/g)?.length, 3, 'it joined the coordinator of each step: sft, rm, ppo');

@@ -51,7 +51,9 @@ t.test('quartet train: sft -> rm -> ppo through role processes, then kill mid-PP
   const full = join(dir, 'full');
   const r = await quartet(t, args(full));
   t.equal(r.code, 0, `quartet train exits 0 (stderr tail: ${r.stderr.slice(-1500)})`);
-  t.match(r.stdout, /\* ppo\.maxSteps = 16/, 'the resolved config is printed, changed keys marked');
+  t.match(r.stdout, /\n  ppo\.maxSteps = 16\n/, 'the config is printed as its changes from the defaults');
+  t.notMatch(r.stdout, /ppo\.klCtl = /, 'keys left at their defaults are not printed');
+  t.match(r.stdout, /Final models \(Hugging Face folders\):\n  actor +\S*full\/actor\n  critic +\S*full\/critic\n  reward +\S*full\/reward\nTalk to the actor: npx quartet chat --model \S*full\/actor/, 'the end names the final models and the chat command');
   t.ok(existsSync(join(full, 'config.json')), 'resolved config saved');
   const rows = metrics(full);
 
@@ -138,7 +140,7 @@ t.test('Ctrl-C stops quartet ppo after the current step with a checkpoint there;
     { killOn: /ppo step 2\/5/, killSignal: 'SIGINT' });
   t.equal(first.code, 130, `exit code 130 after Ctrl-C (stderr tail: ${first.stderr.slice(-800)})`);
   t.match(first.stderr, /stopping after the current step/);
-  t.match(first.stdout, /quartet ppo: stopped in .*; continue with: quartet ppo --output-dir .* --resume/);
+  t.match(first.stdout, /quartet ppo: stopped in .*; continue with: npx quartet ppo --output-dir .* --resume/);
   const stoppedAt = metrics(out).filter((x) => x.phase === 'ppo').length;
   t.ok(stoppedAt >= 2 && stoppedAt < 5, `stopped after step ${stoppedAt} of 5`);
   t.ok(existsSync(join(out, `ppo/checkpoints/step-${stoppedAt}/state.json`)), 'a checkpoint at the step it stopped');

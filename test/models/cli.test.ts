@@ -34,7 +34,7 @@ t.test('init-model then generate --json', async (t) => {
   const text = await quartet('generate', '--model', join(dir, 'gpt2'), '--prompt', 'Hello there', '--prompt', 'A', '--max-new-tokens', '3');
   t.equal(text.stdout.trim().split('\n').length, 2, 'one line per prompt');
   const help = await quartet('init-model', '--help');
-  t.match(help.stdout, /Usage: quartet init-model/);
+  t.match(help.stdout, /Usage: npx quartet init-model/);
   await t.rejects(quartet('init-model', '--family', 'bloom', '--layers', '1', '--hidden', '8', '--heads', '2', '--vocab', '300', '--out', join(dir, 'x')), /model type 'bloom' is not supported/);
   await t.rejects(quartet('generate', '--model', join(dir, 'gpt2'), '--prompt-ids', '1,x'), /--prompt-ids '1,x' has NaN/);
   await t.rejects(quartet('generate', '--model', join(dir, 'gpt2'), '--bogus'), /Unknown option '--bogus'/);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { formatDuration, Progress } from '../../src/util/progress.js';
+import { formatDuration, printAbove, Progress } from '../../src/util/progress.js';
 
 function sink(isTTY: boolean) {
   const out: string[] = [];
@@ -44,4 +44,28 @@ t.test('durations', async (t) => {
   t.equal(formatDuration(3725), '1:02:05');
   t.equal(formatDuration(Infinity), '?');
   t.throws(() => new Progress({ total: -1, label: 'x' }), /total must be >= 0/);
+});
+
+t.test('printAbove: a log line while a bar is drawn goes above it, never on its line', async (t) => {
+  const { out, stream } = sink(true);
+  let now = 0;
+  const p = new Progress({ total: 4, label: 'sft', unit: 'steps', stream, redrawMs: 0, now: () => now });
+  now = 1000;
+  p.tick(1, 'loss 3.0064');
+  const log: string[] = [];
+  printAbove('sft step 1/4: loss 2.928', { write: (s: string) => { log.push(s); out.push(s); } });
+  const text = out.join('');
+  t.match(text, /loss 3\.0064\r\x1b\[2Ksft step 1\/4: loss 2\.928\n\[?/, 'the bar is wiped before the line');
+  t.ok(text.endsWith('sft step 1/4: loss 2.928\n' + text.slice(text.lastIndexOf('\n') + 1)), 'the bar is drawn again after the line');
+  t.match(text.slice(text.lastIndexOf('\n') + 1), /^sft \[######/, 'redrawn below the log line');
+  p.finish();
+  const before = out.length;
+  printAbove('after the bar', stream);
+  t.same(out.slice(before), ['after the bar\n'], 'no bar to wipe once it is finished');
+});
+
+t.test('printAbove without a bar: just the line', async (t) => {
+  const { out, stream } = sink(false);
+  printAbove('plain', stream);
+  t.same(out, ['plain\n']);
 });

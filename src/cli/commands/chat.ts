@@ -3,15 +3,13 @@
 // a pipe (a scripted conversation). Answers are printed token by token as they
 // are generated and end at EOS, at --max-new-tokens, or where the model starts
 // the next "Human:" turn.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { Command } from '../main.js';
 import { StreamDecoder, stopMarkers } from '../../chat/answer.js';
 import { Conversation } from '../../chat/conversation.js';
 import { trainingFormat } from '../../chat/run-format.js';
-import { SAMPLING_OPTIONS, type FlagValues, numberFlag, samplingFlags } from '../../chat/flags.js';
+import { SAMPLING_OPTIONS, type FlagValues, modelFolderProblem, newTokensFor, numberFlag, samplingFlags } from '../../chat/flags.js';
 import { streamGenerate } from '../../chat/stream.js';
 import { defaultConfig } from '../../config/defaults.js';
 import { loadModel } from '../../models/checkpoint.js';
@@ -20,7 +18,7 @@ import { Rng } from '../../tensor/index.js';
 
 const data = defaultConfig().data;
 
-const USAGE = `Usage: quartet chat --model DIR [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
+const USAGE = `Usage: npx quartet chat --model DIR [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
                     [--template TEXT] [--eot TEXT] [--show-prompt]
 
 Talks with a model folder (config.json, model.safetensors, tokenizer.json), one question
@@ -29,7 +27,7 @@ the oldest rounds left out when it outgrows the model's context.
 Type 'clear' to forget the history and 'quit' (or end the input) to stop.
 
   --model DIR          the checkpoint folder, e.g. <run>/actor
-  --max-new-tokens N   longest answer in tokens (default 128)
+  --max-new-tokens N   longest answer in tokens (default 128, or half the model's positions when fewer)
   --temperature T      sample with this temperature (> 0); greedy unless a sampling flag is given
   --top-k K            sample among the K most likely tokens
   --top-p P            sample among the most likely tokens whose probability reaches P
@@ -65,18 +63,22 @@ const command: Command = {
       console.error(`quartet chat: --model is required\n\n${USAGE}`);
       return 2;
     }
-    const maxNewTokens = numberFlag('chat', values, 'max-new-tokens', (n) => Number.isInteger(n) && n > 0, 'a positive integer') ?? 128;
+    const problem = modelFolderProblem('chat', '--model', dir);
+    if (problem) {
+      console.error(`quartet ${problem}`);
+      return 1;
+    }
+    const givenNewTokens = numberFlag('chat', values, 'max-new-tokens', (n) => Number.isInteger(n) && n > 0, 'a positive integer');
     const { seed, ...sampling } = samplingFlags('chat', values);
     const found = trainingFormat(dir);
     if (found.source && (values.template === undefined || values.eot === undefined)) console.error(`(prompt format from ${found.source})`);
     const format = { template: (values.template as string | undefined) ?? found.format.template, eot: (values.eot as string | undefined) ?? found.format.eot };
-    if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`chat: ${join(dir, 'tokenizer.json')} is missing; chat needs the model's tokenizer`);
     const conv = new Conversation(format);
     const tok = QTokenizer.load(dir);
     const model = loadModel(dir);
     try {
+      const maxNewTokens = newTokensFor('chat', givenNewTokens, 128, model.cfg.maxPositions, (line) => console.error(line));
       const budget = model.cfg.maxPositions - maxNewTokens;
-      if (budget < 1) throw new Error(`chat: --max-new-tokens ${maxNewTokens} leaves no room for a prompt in the model's ${model.cfg.maxPositions} positions`);
       const eosIds = tok.eosId !== null ? [tok.eosId] : model.cfg.eosTokenIds;
       const markers = stopMarkers(format.template, format.eot);
       const rng = new Rng(seed);

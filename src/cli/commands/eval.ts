@@ -1,11 +1,10 @@
 // `quartet eval prompts`: side-by-side answers of a baseline and a fine-tuned
 // model (DeepSpeed-Chat's prompt_eval). `quartet eval rm`: pairwise accuracy
 // and mean scores of a trained reward model over a dataset's pairs.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { Command } from '../main.js';
-import { SAMPLING_OPTIONS, type FlagValues, numberFlag, samplingFlags } from '../../chat/flags.js';
+import { SAMPLING_OPTIONS, type FlagValues, modelFolderProblem, newTokensFor, numberFlag, samplingFlags } from '../../chat/flags.js';
+import { readConfig } from '../../models/config.js';
 import type { ChatFormat } from '../../chat/conversation.js';
 import { trainingFormat } from '../../chat/run-format.js';
 import { defaultConfig } from '../../config/defaults.js';
@@ -16,10 +15,10 @@ import { evalRewardModel, loadPairs } from '../../eval/rm.js';
 
 const data = defaultConfig().data;
 
-const USAGE = `Usage: quartet eval prompts --baseline DIR --finetuned DIR [--prompts FILE] [--max-new-tokens N]
+const USAGE = `Usage: npx quartet eval prompts --baseline DIR --finetuned DIR [--prompts FILE] [--max-new-tokens N]
                           [--temperature T] [--top-k K] [--top-p P] [--seed S] [--batch-size B]
                           [--template TEXT] [--eot TEXT] [--json]
-       quartet eval rm --model DIR --data PATH [--split train|test] [--batch-size B]
+       npx quartet eval rm --model DIR --data PATH [--split train|test] [--batch-size B]
                        [--max-prompt-len N] [--max-answer-len N] [--template TEXT] [--eot TEXT]
                        [--skip-bad-rows] [--json]
 
@@ -30,7 +29,7 @@ eval rm: scores every chosen/rejected pair of PATH (a JSONL/JSON file or a datas
   with the reward model in DIR (its trained ${VALUE_HEAD}); prints the pairwise accuracy and
   the mean chosen and rejected scores. --split picks a folder's train or test files (default all).
 
-  --max-new-tokens N   longest answer (default 100)        --batch-size B   rows per forward (default 8)
+  --max-new-tokens N   longest answer (default 100, or half the positions) --batch-size B   rows per forward (default 8)
   --template TEXT      prompt template (default: the run's data.promptTemplate when the fine-tuned
                        or reward model folder is inside a run directory, else '${data.promptTemplate}')
   --eot TEXT           end-of-conversation text (default: the run's, else '${data.endOfConversationToken}')
@@ -56,15 +55,21 @@ const positive = (n: number) => Number.isInteger(n) && n > 0;
 async function promptsCommand(values: FlagValues): Promise<number> {
   const baseline = values.baseline as string | undefined, finetuned = values.finetuned as string | undefined;
   if (!baseline || !finetuned) return usageError('eval prompts needs --baseline and --finetuned');
-  for (const dir of [baseline, finetuned]) {
-    if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`eval prompts: ${join(dir, 'tokenizer.json')} is missing`);
+  for (const [flag, dir] of [['--baseline', baseline], ['--finetuned', finetuned]]) {
+    const problem = modelFolderProblem('eval prompts', flag, dir);
+    if (problem) {
+      console.error(`quartet ${problem}`);
+      return 1;
+    }
   }
+  const positions = Math.min(...[baseline, finetuned].map((d) => readConfig(d).maxPositions));
+  const given = numberFlag('eval prompts', values, 'max-new-tokens', positive, 'a positive integer');
   const prompts = values.prompts ? readPrompts(values.prompts as string) : BUILTIN_PROMPTS;
   const sampling = samplingFlags('eval prompts', values);
   const greedy = sampling.temperature === undefined && sampling.topK === undefined && sampling.topP === undefined;
   const opts = {
     format: formatOf(values, finetuned),
-    maxNewTokens: numberFlag('eval prompts', values, 'max-new-tokens', positive, 'a positive integer') ?? 100,
+    maxNewTokens: newTokensFor('eval prompts', given, 100, positions, (line) => console.error(line)),
     batchSize: numberFlag('eval prompts', values, 'batch-size', positive, 'a positive integer') ?? 8,
     ...sampling,
   };
@@ -90,6 +95,11 @@ async function promptsCommand(values: FlagValues): Promise<number> {
 async function rmCommand(values: FlagValues): Promise<number> {
   const dir = values.model as string | undefined, path = values.data as string | undefined;
   if (!dir || !path) return usageError('eval rm needs --model and --data');
+  const problem = modelFolderProblem('eval rm', '--model', dir);
+  if (problem) {
+    console.error(`quartet ${problem}`);
+    return 1;
+  }
   const split = values.split as string | undefined;
   if (split !== undefined && split !== 'train' && split !== 'test') return usageError(`--split must be 'train' or 'test', got '${split}'`);
   const int = (name: string, dflt: number) => numberFlag('eval rm', values, name, positive, 'a positive integer') ?? dflt;

@@ -9,7 +9,7 @@ import { loadModel } from '../../models/checkpoint.js';
 import { generate } from '../../models/generate.js';
 import { QTokenizer, padBatch } from '../../models/tokenizer.js';
 
-const USAGE = `Usage: quartet generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3)... [--max-new-tokens N]
+const USAGE = `Usage: npx quartet generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3)... [--max-new-tokens N]
                         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--no-eos] [--json]
 
 Continues each prompt (repeat --prompt or --prompt-ids for a batch; prompts are left-padded).

@@ -5,7 +5,7 @@ import type { Command } from '../main.js';
 import { SUPPORTED_MODEL_TYPES } from '../../models/config.js';
 import { initModelFolder } from '../../models/init.js';
 
-const USAGE = `Usage: quartet init-model --family TYPE --layers N --hidden C --heads NH --vocab V --out DIR
+const USAGE = `Usage: npx quartet init-model --family TYPE --layers N --hidden C --heads NH --vocab V --out DIR
                           [--kv-heads NKV] [--intermediate I] [--max-positions P] [--tie | --no-tie] [--seed S]
 
 Writes DIR/config.json, DIR/model.safetensors, DIR/tokenizer.json and DIR/tokenizer_config.json:
@@ -64,7 +64,7 @@ const command: Command = {
       tie: values.tie ? true : values['no-tie'] ? false : undefined,
       seed: values.seed === undefined ? 0 : Number(values.seed),
     });
-    console.log(`wrote ${out}: ${cfg.modelType}, ${cfg.layers} layers, hidden ${cfg.hidden}, ${cfg.heads} heads (${cfg.kvHeads} kv), vocab ${cfg.vocabSize}`);
+    console.log(`wrote ${out}: ${cfg.modelType}, ${cfg.layers} layer${cfg.layers === 1 ? '' : 's'}, hidden ${cfg.hidden}, ${cfg.heads} heads (${cfg.kvHeads} kv), vocab ${cfg.vocabSize}`);
     return 0;
   },
 };

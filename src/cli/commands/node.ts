@@ -5,7 +5,7 @@ import type { Command } from '../main.js';
 import { readNodeKeys } from '../../runtime/curve.js';
 import { runNode } from '../../runtime/remote-agent.js';
 
-const USAGE = `Usage: quartet node --coordinator tcp://HOST:PORT --keys FILE [--name NAME] [--join-timeout SECONDS]
+const USAGE = `Usage: npx quartet node --coordinator tcp://HOST:PORT --keys FILE [--name NAME] [--join-timeout SECONDS]
 
 Joins this machine to a running coordinator. FILE is the run's node key file
 (<runDir>/keys/node.json on the coordinator's machine: the coordinator's public

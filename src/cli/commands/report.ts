@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../main.js';
 import { writeReport } from '../../report/report.js';
 
-const USAGE = `Usage: quartet report RUN_DIR [--title TEXT]
+const USAGE = `Usage: npx quartet report RUN_DIR [--title TEXT]
 
 Reads RUN_DIR/metrics.jsonl and RUN_DIR/summary.json and writes RUN_DIR/report.html
 (summary, charts, sample answers) and RUN_DIR/report.svg (the charts alone).
