@@ -38,8 +38,9 @@ export class ScoreDecoder {
       for (let t = 0; t < T; t++) if (mask[b * T + t]) (t < P ? prompt : answer).push(ids[b * T + t]);
       const ended = answer.length > 0 && answer[answer.length - 1] === this.eosId;
       if (ended) answer.pop();
-      out.prompts.push(this.tok.decode(prompt, { skipSpecialTokens: true }));
-      out.answers.push(this.tok.decode(answer, { skipSpecialTokens: true }));
+      // The tokenizer refuses an empty id list; GRPO and RLOO keep rows whose answer is empty.
+      out.prompts.push(prompt.length ? this.tok.decode(prompt, { skipSpecialTokens: true }) : '');
+      out.answers.push(answer.length ? this.tok.decode(answer, { skipSpecialTokens: true }) : '');
       out.eos.push(ended);
     }
     return out;
