@@ -41,7 +41,7 @@ function option(args: string[], name: string, fallback: string): string {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : fallback;
 }
 
-function benchConfig(dir: string, layout: string): Config {
+export function benchConfig(dir: string, layout: string): Config {
   const c = defaultConfig();
   c.outputDir = dir;
   c.actor.model = join(dir, 'model');

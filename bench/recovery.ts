@@ -11,7 +11,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultConfig, type Config } from '../src/config/defaults.js';
+import type { Config } from '../src/config/defaults.js';
+import { benchConfig } from './ppo.js';
 import { placementPlan } from '../src/config/plan.js';
 import { PpoDriver } from '../src/coordinator/ppo.js';
 import { runPaths } from '../src/coordinator/run-dir.js';
@@ -37,23 +38,11 @@ interface RunResult {
   stats: ReplicaStats[];
 }
 
+/** The ppo benchmark's config (split layout), with restarts to recover with and a checkpoint every 2 steps. */
 function config(dir: string, steps: number): Config {
-  const c = defaultConfig();
-  c.outputDir = dir;
-  c.actor.model = join(dir, 'model');
-  c.reward.model = join(dir, 'model');
-  const place = (role: 'actor' | 'critic' | 'reference' | 'reward', devices: string, threads: number) => {
-    c[role].devices = [devices];
-    c[role].threads = threads;
-    c[role].maxRestarts = 2;
-  };
-  place('actor', 'cpu:0-1', 2);
-  place('reference', 'cpu:0', 1);
-  place('reward', 'cpu:1', 1);
-  place('critic', 'cpu:1', 1);
-  Object.assign(c.actor, { lr: 1e-5, warmup: 0, schedule: 'constant', weightDecay: 0 });
-  Object.assign(c.critic, { lr: 5e-6, warmup: 0, schedule: 'constant', weightDecay: 0 });
-  Object.assign(c.ppo, { promptBatchSize: SHAPE.batch, trainBatchSize: SHAPE.batch, maxNewTokens: SHAPE.newTokens, temperature: 1, ppoEpochs: 1, generationBatches: 1, maxSteps: steps, saveEvery: 2 });
+  const c = benchConfig(dir, 'split');
+  for (const role of ['actor', 'critic', 'reference', 'reward'] as const) c[role].maxRestarts = 2;
+  Object.assign(c.ppo, { maxSteps: steps, saveEvery: 2 });
   return c;
 }
 

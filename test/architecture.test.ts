@@ -127,7 +127,8 @@ t.test('each check flags what it is for', async (t) => {
   const home = ['', 'home', 'alice', 'quartet'].join('/');
   put('docs/setup.md', [
     `Run ${home}/venv/bin/python.`, `Or ${['', 'Users', 'bob'].join('/')}/x.`, `Or ${['', 'work', 'venv'].join('/')}/bin/python.`, `Or C:${'\\'}Users${'\\'}carol.`,
-    'See https://example.com/home/page and ./work/notes, ~/work/x, /proc/self/status, /tmp/q, /usr/bin/python3.',
+    // Lookalikes that must not be flagged, spelled in pieces so this file names no machine path itself.
+    `See https://example.com/${'home'}/page and ./${'work'}/notes, ~/${'work'}/x, /proc/self/status, /tmp/q, /usr/bin/python3.`,
   ].join('\n'));
   const found = machinePaths(root, ['docs'], []);
   t.same(found.map((f) => f.split(':')[1]), ['1', '2', '3', '4'], 'the four machine paths, not the URL, relative or system paths');

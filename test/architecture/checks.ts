@@ -98,8 +98,8 @@ export function longFiles(root: string, caps: LineCap[], allowed: Record<string,
 
 /**
  * Absolute paths of a development machine: a home or work folder on Linux or
- * macOS, or a Windows drive. The lookbehind keeps out URLs (`https://host/home/`)
- * and relative paths (`./work/`, `~/work/`); system paths used on purpose
+ * macOS, or a Windows drive. The lookbehind keeps out URLs (a home folder after
+ * `https://host`) and relative paths (after `./` or `~/`); system paths used on purpose
  * (`/proc/`, `/tmp/`, `/usr/bin/python3`) are not in the list at all.
  */
 export const MACHINE_PATH = /(?<![\w.:/~-])(?:\/work|\/root|\/home|\/Users)\/[\w.-]|(?<![\w])[A-Z]:\\{1,2}[\w]/;
